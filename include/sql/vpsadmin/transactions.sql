@@ -1,0 +1,12 @@
+-- v1.22 transactions: t_done = 0 means queued or running (research/vpsadmin.md §1.3).
+-- name: pending
+SELECT COUNT(*) AS pending FROM transactions
+WHERE t_done = 0 AND (%(server_id)s IS NULL OR t_server = %(server_id)s)
+
+-- name: pending_by_server
+SELECT t_server, COUNT(*) AS pending FROM transactions WHERE t_done = 0 GROUP BY t_server
+
+-- name: failed_since
+SELECT t_id, t_server, t_vps, t_type, t_output FROM transactions
+WHERE t_id >= %(first_id)s AND t_done = 1 AND t_success = 0
+ORDER BY t_id

@@ -1,0 +1,148 @@
+"""The embedded lab cluster: real MariaDB, sandboxed nodes over real SSH, node simulators.
+
+`Lab` is what `python -m lab` and the tests drive:
+
+    lab = Lab.create(lab_dir, ssh_port=2222, vpsadmin_db="vpsadmin")
+    lab.seed()       # a fresh v1.22 world: database, node directories, keys
+    lab.start()      # the lab process: SSH for every node, the node daemons
+    lab.env()        # AIRFLOW_CONN_* for the DAGs' connections
+    lab.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab import mysql
+from lab.config import PROJECT_ROOT, LabConfig
+from lab.topology import HOSTS, host, host_with_role
+
+
+class Lab:
+    def __init__(self, cfg: LabConfig):
+        self.cfg = cfg
+
+    @classmethod
+    def create(cls, lab_dir: Path, ssh_port: int, vpsadmin_db: str = "vpsadmin",
+               scale: int = 1) -> Lab:
+        lab_dir = Path(lab_dir).resolve()
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        server = mysql.resolve(lab_dir, os.environ.get("LAB_MYSQL_URL"))
+        cfg = LabConfig(lab_dir=str(lab_dir), ssh_port=ssh_port, mysql_host=server["host"],
+                        mysql_port=server["port"], mysql_user=server["user"],
+                        mysql_password=server["passwd"], vpsadmin_db=vpsadmin_db, scale=scale)
+        cfg.save()
+        return cls(cfg)
+
+    @classmethod
+    def load(cls, lab_dir: Path | None = None) -> Lab:
+        return cls(LabConfig.load(lab_dir))
+
+    # -- the world -----------------------------------------------------------------------
+    def seed(self, reset_timezones: bool = False) -> dict:
+        """Build a fresh v1.22 world: keys, node directories, the vpsAdmin database."""
+        import MySQLdb
+
+        from lab import nodes, sshd, world
+        from lab.worlds.vpsadmin_v122 import seed as v122
+
+        sshd.generate_keys(self.cfg)
+        for h in HOSTS:
+            nodes.build_node(self.cfg, h, self.cfg.ssh_dir / f"root_{h.name}")
+        info = v122.seed_database(self.cfg.mysql_kwargs(), self.cfg.vpsadmin_db,
+                                  [h.server for h in HOSTS if h.server], scale=self.cfg.scale)
+        if reset_timezones:
+            mysql.clear_timezones(self.cfg.mysql_kwargs())
+        conn = MySQLdb.connect(db=self.cfg.vpsadmin_db, charset="utf8mb4", **self.cfg.mysql_kwargs())
+        try:
+            world.lay_out(self.cfg, conn)
+        finally:
+            conn.close()
+        return info
+
+    # -- the lab process -----------------------------------------------------------------
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.cfg.pid_file.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def start(self, timeout: float = 30) -> None:
+        if self.pid():
+            return
+        log = open(self.cfg.log_file, "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.server", self.cfg.lab_dir],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.cfg.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the lab process exited; see {self.cfg.log_file}")
+            if all(self._listening(h.address) for h in HOSTS):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the lab's SSH did not come up in {timeout}s; see {self.cfg.log_file}")
+
+    def _listening(self, address: str) -> bool:
+        try:
+            socket.create_connection((address, self.cfg.ssh_port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(50):
+                if not self.pid():
+                    break
+                time.sleep(0.1)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+        self.cfg.pid_file.unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        """Stop the lab, drop its database and remove its directory."""
+        self.stop()
+        mysql.drop_database(self.cfg.mysql_kwargs(), self.cfg.vpsadmin_db)
+        shutil.rmtree(self.cfg.root, ignore_errors=True)
+
+    # -- what clients need ---------------------------------------------------------------
+    def connections(self) -> dict[str, dict]:
+        ssh_extra = {
+            "key_file": str(self.cfg.client_key),
+            "known_hosts": str(self.cfg.known_hosts),
+            "conn_timeout": 10,
+        }
+        return {
+            "vpsadmin_db": {
+                "conn_type": "mysql", "host": self.cfg.mysql_host, "port": self.cfg.mysql_port,
+                "login": self.cfg.mysql_user, "password": self.cfg.mysql_password,
+                "schema": self.cfg.vpsadmin_db, "extra": {"charset": "utf8mb4"},
+            },
+            "vpsadmin_ssh": {
+                "conn_type": "ssh", "host": host_with_role("api").address, "port": self.cfg.ssh_port,
+                "login": "root", "extra": ssh_extra,
+            },
+        }
+
+    def env(self) -> dict[str, str]:
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+                for conn_id, conn in self.connections().items()}
+
+    def node_root(self, name: str) -> Path:
+        host(name)
+        return self.cfg.node_root(name)

@@ -1,0 +1,84 @@
+"""Where a lab keeps its state, and the settings one lab instance runs with.
+
+Everything a lab writes lives under its directory (`.lab/` in the project by default,
+`LAB_DIR` to move it); `state.json` there records what `lab up` chose, so the other
+commands, the server process and the tests all read the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SSH_PORT = 2222
+
+
+def default_lab_dir() -> Path:
+    return Path(os.environ.get("LAB_DIR") or PROJECT_ROOT / ".lab").resolve()
+
+
+@dataclass
+class LabConfig:
+    lab_dir: str
+    ssh_port: int = DEFAULT_SSH_PORT
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "root"
+    mysql_password: str = ""
+    vpsadmin_db: str = "vpsadmin"
+    scale: int = 1
+
+    @property
+    def root(self) -> Path:
+        return Path(self.lab_dir)
+
+    @property
+    def nodes_dir(self) -> Path:
+        return self.root / "nodes"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def client_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "lab.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "lab.log"
+
+    def node_root(self, name: str) -> Path:
+        return self.nodes_dir / name
+
+    def mysql_kwargs(self) -> dict:
+        """MySQLdb.connect keyword arguments for the lab's MariaDB server (no database)."""
+        return {
+            "host": self.mysql_host,
+            "port": self.mysql_port,
+            "user": self.mysql_user,
+            "passwd": self.mysql_password,
+        }
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "state.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, lab_dir: Path | None = None) -> LabConfig:
+        lab_dir = Path(lab_dir or default_lab_dir())
+        state = lab_dir / "state.json"
+        if not state.exists():
+            raise SystemExit(f"no lab at {lab_dir}: run `python -m lab up` first")
+        return cls(**json.loads(state.read_text()))

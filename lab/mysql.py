@@ -1,0 +1,113 @@
+"""The lab's MariaDB: LAB_MYSQL_URL, else a local server with passwordless root, else a
+private instance started from the system's binaries under the lab directory."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+PRIVATE_PORT = 3407
+
+
+def _connect(kwargs: dict, **extra):
+    import MySQLdb
+
+    return MySQLdb.connect(connect_timeout=3, **kwargs, **extra)
+
+
+def reachable(kwargs: dict) -> bool:
+    try:
+        _connect(kwargs).close()
+        return True
+    except Exception:
+        return False
+
+
+def from_url(url: str) -> dict:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mysql", "mariadb"):
+        raise SystemExit(f"LAB_MYSQL_URL must be mysql://user:password@host:port, got {url!r}")
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": unquote(parsed.username or "root"),
+        "passwd": unquote(parsed.password or ""),
+    }
+
+
+def start_private(lab_dir: Path) -> dict:
+    """Start (or reuse) a MariaDB under `<lab>/mysql`, listening on 127.0.0.1 only."""
+    kwargs = {"host": "127.0.0.1", "port": PRIVATE_PORT, "user": "root", "passwd": ""}
+    if reachable(kwargs):
+        return kwargs
+    server = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    if not Path(server).exists() or not install:
+        raise SystemExit(
+            "No MariaDB reachable at 127.0.0.1:3306 and no server binaries to start one: "
+            "install the Debian package mariadb-server or set LAB_MYSQL_URL."
+        )
+    datadir = lab_dir / "mysql" / "data"
+    if not datadir.exists():
+        datadir.mkdir(parents=True)
+        subprocess.run(
+            [install, f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", "--user=root"],
+            check=True, capture_output=True,
+        )
+    subprocess.Popen(
+        [server, "--no-defaults", f"--datadir={datadir}", "--bind-address=127.0.0.1",
+         f"--port={PRIVATE_PORT}", f"--socket={lab_dir / 'mysql' / 'mysqld.sock'}",
+         f"--pid-file={lab_dir / 'mysql' / 'mysqld.pid'}", "--user=root"],
+        stdout=open(lab_dir / "mysql" / "mysqld.log", "ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    for _ in range(60):
+        if reachable(kwargs):
+            return kwargs
+        time.sleep(0.5)
+    raise SystemExit(f"the private MariaDB did not start; see {lab_dir / 'mysql' / 'mysqld.log'}")
+
+
+def resolve(lab_dir: Path, url: str | None) -> dict:
+    if url:
+        kwargs = from_url(url)
+        if not reachable(kwargs):
+            raise SystemExit(f"LAB_MYSQL_URL {url!r} is not reachable")
+        return kwargs
+    local = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
+    if reachable(local):
+        return local
+    return start_private(lab_dir)
+
+
+def stop_private(lab_dir: Path) -> None:
+    pid_file = lab_dir / "mysql" / "mysqld.pid"
+    if pid_file.exists():
+        subprocess.run(["kill", pid_file.read_text().strip()], check=False)
+
+
+def admin(kwargs: dict, sql: str, params=None) -> list[tuple]:
+    conn = _connect(kwargs, charset="utf8mb4")
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, params)
+        rows = list(cur.fetchall() or [])
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def drop_database(kwargs: dict, name: str) -> None:
+    admin(kwargs, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def clear_timezones(kwargs: dict) -> None:
+    """Empty mysql.time_zone* as on a server that never ran mysql_tzinfo_to_sql."""
+    for table in ("time_zone", "time_zone_name", "time_zone_transition",
+                  "time_zone_transition_type", "time_zone_leap_second"):
+        admin(kwargs, f"TRUNCATE TABLE mysql.{table}")

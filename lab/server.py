@@ -1,0 +1,44 @@
+"""The lab process: SSH for every node and the node daemons, until SIGTERM.
+
+Started by `Lab.start()` as `python -m lab.server LAB_DIR`; its log is `<lab>/lab.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from lab import sshd
+from lab.config import LabConfig
+from lab.topology import HOSTS
+from lab.vpsadmind import Vpsadmind
+
+
+async def main(cfg: LabConfig) -> None:
+    stopping = threading.Event()
+    for host in HOSTS:
+        if host.server:
+            Vpsadmind(cfg.node_root(host.name), host.server["server_id"], cfg.mysql_kwargs(),
+                      cfg.vpsadmin_db, stopping).start()
+    acceptors = await sshd.serve(cfg)
+    logging.info("lab up: %d nodes on port %d, database %s", len(HOSTS), cfg.ssh_port,
+                 cfg.vpsadmin_db)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    await done.wait()
+    stopping.set()
+    for acceptor in acceptors:
+        acceptor.close()
+    logging.info("lab down")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    asyncio.run(main(LabConfig.load(Path(sys.argv[1]))))

@@ -1,0 +1,157 @@
+"""The lab's SSH service: one asyncssh listener per node address, all on one port.
+
+Each node has its own host key and loopback address; a session's commands run under
+bubblewrap in that node's root (lab.nodes.bwrap_argv), SFTP is chrooted to it. Clients
+authenticate with a key listed in the lab's authorized_keys (the Airflow key and every
+node's root key, so node-to-node ssh works).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import asyncssh
+
+from lab.config import LabConfig
+from lab.nodes import bwrap_argv
+from lab.topology import HOSTS
+
+
+def addresses(cfg: LabConfig, host) -> list[str]:
+    """Where a node answers SSH. The DB host also answers on the MariaDB server's address when
+    that is a loopback one, so the host of the DAGs' database connection is the host that
+    holds the database, as in production, and dumps run next to it."""
+    found = [host.address]
+    if "db" in host.roles and cfg.mysql_host.startswith("127.") and cfg.mysql_host not in found:
+        found.append(cfg.mysql_host)
+    return found
+
+
+def generate_keys(cfg: LabConfig) -> None:
+    """Client key, per-node host and root keys, known_hosts and authorized_keys."""
+    cfg.ssh_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.client_key.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="airflow@airlift-lab")
+        key.write_private_key(cfg.client_key)
+        key.write_public_key(cfg.client_key.with_suffix(".pub"))
+        cfg.client_key.chmod(0o600)
+    known, authorized = [], [cfg.client_key.with_suffix(".pub").read_text().strip()]
+    for host in HOSTS:
+        host_key = cfg.ssh_dir / f"host_{host.name}"
+        root_key = cfg.ssh_dir / f"root_{host.name}"
+        for path, comment in ((host_key, f"host@{host.name}"), (root_key, f"root@{host.name}")):
+            if not path.exists():
+                key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+                key.write_private_key(path)
+                key.write_public_key(path.with_suffix(".pub"))
+                path.chmod(0o600)
+        public = host_key.with_suffix(".pub").read_text().split()
+        names = [f"[{a}]:{cfg.ssh_port}" for a in addresses(cfg, host)]
+        names.append(f"[{host.name}]:{cfg.ssh_port}")
+        if host.server:
+            names.append(f"[{host.server['server_name']}]:{cfg.ssh_port}")
+        known.append(f"{','.join(names)} {public[0]} {public[1]}")
+        authorized.append(root_key.with_suffix(".pub").read_text().strip())
+    cfg.known_hosts.write_text("\n".join(known) + "\n")
+    (cfg.ssh_dir / "authorized_keys").write_text("\n".join(authorized) + "\n")
+
+
+async def _pump(reader, write, close=None):
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            result = write(data)
+            if asyncio.iscoroutine(result):
+                await result
+    except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+        pass
+    except (BrokenPipeError, ConnectionResetError, asyncssh.DisconnectError):
+        pass
+    finally:
+        if close:
+            with contextlib.suppress(Exception):
+                close()
+
+
+def _session_handler(root: Path):
+    async def handle(process: asyncssh.SSHServerProcess) -> None:
+        command = process.command
+        if process.get_terminal_type():
+            await _pty_session(process, root, command)
+            return
+        argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-s"]
+        proc = await asyncio.create_subprocess_exec(
+            *bwrap_argv(root, argv),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        )
+
+        async def feed(data):
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+
+        stdin_task = asyncio.create_task(_pump(process.stdin, feed, proc.stdin.close))
+        try:
+            await asyncio.gather(
+                _pump(proc.stdout, process.stdout.write),
+                _pump(proc.stderr, process.stderr.write),
+            )
+            status = await proc.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            stdin_task.cancel()
+        process.exit(status if status >= 0 else 128 - status)
+
+    return handle
+
+
+async def _pty_session(process, root: Path, command: str | None) -> None:
+    """An interactive login (`lab ssh NODE`): bash on a pseudo-terminal inside the node."""
+    import pty
+
+    master, slave = pty.openpty()
+    argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-l"]
+    proc = await asyncio.create_subprocess_exec(
+        *bwrap_argv(root, argv), stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(master, "rb", 0))
+    stdin_task = asyncio.create_task(_pump(process.stdin, lambda d: os.write(master, d)))
+    with contextlib.suppress(OSError):
+        await _pump(reader, process.stdout.write)
+    stdin_task.cancel()
+    process.exit(await proc.wait())
+
+
+class _NodeServer(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+
+async def serve(cfg: LabConfig) -> list[asyncssh.SSHAcceptor]:
+    authorized = asyncssh.read_authorized_keys(str(cfg.ssh_dir / "authorized_keys"))
+    acceptors = []
+    for host in HOSTS:
+        root = cfg.node_root(host.name)
+        acceptors.append(await asyncssh.listen(
+            addresses(cfg, host), cfg.ssh_port,
+            server_factory=_NodeServer,
+            server_host_keys=[str(cfg.ssh_dir / f"host_{host.name}")],
+            authorized_client_keys=authorized,
+            process_factory=_session_handler(root),
+            sftp_factory=lambda chan, root=root: asyncssh.SFTPServer(chan, chroot=str(root).encode()),
+            encoding=None,
+            allow_scp=True,
+        ))
+    return acceptors

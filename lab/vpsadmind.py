@@ -1,0 +1,182 @@
+"""vpsAdmind 1.22 for one lab node: executes that node's queued transactions.
+
+Behaves as the 1.22 daemon does (shared facts: research/vpsadmin.md §1.3, §2): it runs only
+while the node's `vpsadmind` service is running, waits for sysconfig db_version 15, polls
+`transactions` when the table's UPDATE_TIME moves (the MyISAM-only trick that is why the
+runbook stops every daemon before the InnoDB conversion), picks
+`t_done = 0 AND t_server = <id>` rows whose dependency is done, highest priority first, and
+writes the result with `t_done=1, t_success, t_output, t_real_start, t_end`.
+
+Handlers act on the node: 5301 writes /etc/vz/conf/<veid>.mount/.umount, 5302/5303 mount and
+unmount through the node's own tools inside its sandbox, 1001-1003 start/stop/restart the
+container, 2008 and 9001 succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import threading
+import time
+from pathlib import Path
+
+from lab.nodes import run_in_node
+
+log = logging.getLogger("lab.vpsadmind")
+
+DB_VERSION = "15"
+CHECK_INTERVAL = 1.0
+RESYNC_INTERVAL = 5.0  # the lab also re-reads the queue now and then, so a write landing in
+                       # the same second as a poll (UPDATE_TIME has 1 s resolution) is not lost
+COMMAND_DELAY = 0.3    # a real transaction takes a while; lets sensors watch the queue drain
+
+QUEUE_SQL = """
+SELECT t_id, t_vps, t_type, t_param, t_depends_on FROM transactions
+WHERE t_done = 0 AND t_server = %s
+  AND (t_depends_on IS NULL OR t_depends_on IN (SELECT t_id FROM (
+        SELECT t_id FROM transactions WHERE t_done = 1) AS done))
+ORDER BY t_priority DESC, t_id ASC
+LIMIT 6
+"""
+
+
+class CommandFailed(Exception):
+    def __init__(self, command: str, status: int, output: str):
+        super().__init__(f"command '{command}' failed with exit status {status}")
+        self.command, self.status, self.output = command, status, output
+
+
+class Vpsadmind(threading.Thread):
+    def __init__(self, node_root: Path, server_id: int, mysql_kwargs: dict, db_name: str,
+                 stopping: threading.Event):
+        super().__init__(name=f"vpsadmind-{server_id}", daemon=True)
+        self.node_root, self.server_id = node_root, server_id
+        self.mysql_kwargs, self.db_name, self.stopping = mysql_kwargs, db_name, stopping
+        self.conn = None
+
+    # -- service state and database ------------------------------------------------------
+    def service_running(self) -> bool:
+        state = self.node_root / "var/lib/lab/services/vpsadmind"
+        return state.exists() and state.read_text().strip() == "running"
+
+    def db(self):
+        if self.conn is None:
+            import MySQLdb
+
+            self.conn = MySQLdb.connect(db=self.db_name, charset="utf8", autocommit=True,
+                                        **self.mysql_kwargs)
+            self.conn.cursor().execute("SET SESSION sql_mode = ''")
+        return self.conn
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        cur = self.db().cursor()
+        cur.execute(sql, params)
+        return list(cur.fetchall() or [])
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self) -> None:
+        last_change, last_poll = object(), 0.0
+        while not self.stopping.wait(CHECK_INTERVAL):
+            if not self.service_running():
+                last_change = object()
+                continue
+            try:
+                version = self.query("SELECT cfg_value FROM sysconfig WHERE cfg_name = 'db_version'")
+                if not version or json.loads(version[0][0]) not in (15, DB_VERSION):
+                    continue
+                change = self.query(
+                    "SELECT UNIX_TIMESTAMP(UPDATE_TIME) FROM information_schema.tables "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'transactions'", (self.db_name,))
+                if change == last_change and time.monotonic() - last_poll < RESYNC_INTERVAL:
+                    continue
+                last_change, last_poll = change, time.monotonic()
+                for row in self.query(QUEUE_SQL, (self.server_id,)):
+                    if self.stopping.is_set() or not self.service_running():
+                        break
+                    self.execute(*row)
+            except Exception as exc:  # database gone (world re-seeded), reconnect next round
+                log.debug("vpsadmind %s: %s", self.server_id, exc)
+                if self.conn is not None:
+                    try:
+                        self.conn.close()
+                    except Exception:
+                        pass
+                self.conn = None
+
+    def execute(self, t_id, veid, t_type, t_param, depends_on) -> None:
+        started = int(time.time())
+        if depends_on is not None:
+            dep = self.query("SELECT t_success FROM transactions WHERE t_id = %s", (depends_on,))
+            if dep and dep[0][0] == 0:
+                self.save(t_id, 0, {"error": "Dependency failed"}, started)
+                return
+        time.sleep(COMMAND_DELAY)
+        params = json.loads(t_param) if t_param else {}
+        try:
+            status, output = self.handle(int(t_type), veid, params)
+        except CommandFailed as e:
+            status, output = 0, {"cmd": e.command, "exitstatus": e.status, "error": e.output}
+        self.save(t_id, status, output, started)
+
+    def save(self, t_id, status: int, output: dict, started: int) -> None:
+        self.query(
+            "UPDATE transactions SET t_done = 1, t_success = %s, t_output = %s, "
+            "t_real_start = %s, t_end = %s WHERE t_id = %s",
+            (status, json.dumps(output), started, int(time.time()), t_id))
+
+    # -- handlers ------------------------------------------------------------------------
+    def sh(self, command: str) -> str:
+        result = run_in_node(self.node_root, command)
+        output = (result.stdout + result.stderr).decode(errors="replace")
+        if result.returncode != 0:
+            raise CommandFailed(command, result.returncode, output)
+        return output
+
+    def handle(self, t_type: int, veid, params: dict) -> tuple[int, dict]:
+        ve_root = f"/vz/root/{veid}"
+        if t_type == 5301:
+            self.write_mount_scripts(veid, params.get("mounts", []))
+        elif t_type == 5302:
+            self.runscript(veid, params, "premount")
+            self.sh(f"mkdir -p {shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
+            self.sh(f"mount {params['mount_opts']} -o {params['mode']} {shlex.quote(params['src'])} "
+                    f"{shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
+            self.runscript(veid, params, "postmount")
+        elif t_type == 5303:
+            self.runscript(veid, params, "preumount")
+            self.sh(f"umount {params.get('umount_opts', '')} "
+                    f"{shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
+            self.runscript(veid, params, "postumount")
+        elif t_type in (1001, 1002, 1003):
+            action = {1001: "start", 1002: "stop", 1003: "restart"}[t_type]
+            self.sh(f"vzctl {action} {int(veid)}")
+        elif t_type in (2008, 9001, 10001):
+            pass
+        else:
+            return 0, {"error": f"Unsupported command {t_type}"}
+        return 1, {}
+
+    def runscript(self, veid, params: dict, script: str) -> None:
+        if params.get(script):
+            self.sh(params[script])
+
+    def write_mount_scripts(self, veid, mounts: list[dict]) -> None:
+        conf = self.node_root / "etc/vz/conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        for suffix, text in zip(("mount", "umount"), mount_scripts(mounts)):
+            path = conf / f"{int(veid)}.{suffix}"
+            path.write_text(text)
+            path.chmod(0o755)
+
+
+def mount_scripts(mounts: list[dict]) -> tuple[str, str]:
+    """The <veid>.mount and <veid>.umount scripts vpsAdmind 1.22 renders for these mounts."""
+    head = "#!/bin/bash\n. /etc/vz/vz.conf\n. ${VE_CONFFILE}\n\n"
+    mount_lines = [
+        f'SRC="{m["src"]}"\nDST="{m["dst"]}"\n'
+        "if [ ! -e ${VE_ROOT}${DST} ]; then mkdir -p ${VE_ROOT}${DST}; fi\n"
+        f'mount {m["mount_opts"]} -o {m["mode"]} ${{SRC}} ${{VE_ROOT}}${{DST}}\n'
+        for m in mounts]
+    umount_lines = [f'umount {m.get("umount_opts", "")} ${{VE_ROOT}}{m["dst"]}\n' for m in reversed(mounts)]
+    return (head + "".join(mount_lines) + "\nexit 0\n", head + "".join(umount_lines) + "\nexit 0\n")

@@ -1,0 +1,141 @@
+"""The files of the v1.22 world on the lab's nodes, laid out from the seeded database.
+
+The database is the source of truth (lab/worlds/vpsadmin_v122/seed.py writes it); this
+module gives every node what a real v1.22 cluster had on disk so the node tools and daemons
+agree with it: container configs and states, the mount table and the 1.22 mount scripts on
+the hypervisors, vpsAdmind's init script and config on every vpsAdmin server, the cluster
+crontab and the web interface config on the API/web host, client credentials on the DB host.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lab.config import LabConfig
+from lab.topology import HOSTS, host_with_role
+from lab.vpsadmind import mount_scripts
+
+# The cluster crontab of a v1.22 installation (jobs named by the runbook's "Cron jobs").
+CLUSTER_CRONTAB = """\
+# vpsAdmin cluster jobs
+MAILTO=root
+*/5 * * * * php /var/www/vpsadmin/cron_mailer.php >> /var/log/vpsadmin/cron_mailer.log 2>&1
+0 3 * * * php /var/www/vpsadmin/cron_delete.php >> /var/log/vpsadmin/cron_delete.log 2>&1
+30 3 * * * php /var/www/vpsadmin/cron_nonpayers.php >> /var/log/vpsadmin/cron_nonpayers.log 2>&1
+0 1 * * * ruby /opt/vpsadmind/backup.rb >> /var/log/vpsadmin/backup.log 2>&1
+*/10 * * * * ruby /opt/vpsadmind/bin/savetransfers.rb
+0 7 * * * ruby /opt/vpsadmind/daily_report.rb
+"""
+
+VPSADMIND_INIT = """\
+#!/bin/bash
+# vpsadmind        vpsAdmin node daemon
+# chkconfig: 2345 99 01
+# lab: `service vpsadmind ...` keeps the state the lab's vpsAdmind honours
+exec service vpsadmind "$@"
+"""
+
+DB_BACKUP_DIR = "/var/backups/vpsadmin"
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _rows(conn, sql: str, params=None) -> list[dict]:
+    cur = conn.cursor()
+    cur.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def lay_out(cfg: LabConfig, conn) -> None:
+    """Write every node's v1.22 files; `conn` is a utf8 MySQLdb connection to the world DB."""
+    for host in HOSTS:
+        if host.server:
+            _vpsadmind_files(cfg, host, conn)
+    for server in _rows(conn, "SELECT server_id FROM servers WHERE server_type = 'node'"):
+        node = next(h for h in HOSTS if h.server and h.server["server_id"] == server["server_id"])
+        _hypervisor_files(cfg.node_root(node.name), server["server_id"], conn)
+    api = cfg.node_root(host_with_role("api").name)
+    _write(api / "var/spool/cron/root", CLUSTER_CRONTAB, 0o600)
+    _write(api / "var/www/vpsadmin/config.php",
+           "<?php\ndefine('DB_HOST', 'db');\ndefine('DB_USER', 'vpsadmin');\n"
+           f"define('DB_NAME', '{cfg.vpsadmin_db}');\ndefine('WWW_ROOT', '/var/www/vpsadmin/');\n")
+    (api / "var/log/vpsadmin").mkdir(parents=True, exist_ok=True)
+    db = cfg.node_root(host_with_role("db").name)
+    _write(db / "root/.my.cnf",
+           f"[client]\nhost={cfg.mysql_host}\nport={cfg.mysql_port}\nuser={cfg.mysql_user}\n"
+           f"password={cfg.mysql_password}\n", 0o600)
+    (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:
+    root = cfg.node_root(host.name)
+    _write(root / "etc/init.d/vpsadmind", VPSADMIND_INIT, 0o755)
+    _write(root / "var/lib/lab/services/vpsadmind", "running\n")
+    _write(root / "opt/vpsadmind/VERSION", "1.22.0\n")
+    _write(root / "opt/vpsadmind/vpsadmind.rb", "#!/usr/bin/env ruby\n# vpsAdmind 1.22 (lab)\n", 0o755)
+    _write(root / "etc/vpsadmin/config.yml",
+           f":db:\n  :host: {cfg.mysql_host}\n  :user: vpsadmin\n  :name: {cfg.vpsadmin_db}\n"
+           f":vpsadmin:\n  :server_id: {host.server['server_id']}\n  :domain: vpsfree.cz\n"
+           "  :threads: 6\n  :check_interval: 1\n", 0o600)
+
+
+def _hypervisor_files(root: Path, server_id: int, conn) -> None:
+    _write(root / "etc/vz/vz.conf", 'VE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\n')
+    vpses = _rows(conn, """
+        SELECT v.vps_id, v.vps_hostname, COALESCE(s.vps_up, 0) AS up, v.vps_onboot,
+               t.templ_name, GROUP_CONCAT(ip.ip_addr ORDER BY ip.ip_id SEPARATOR ' ') AS ips
+        FROM vps v
+        LEFT JOIN vps_status s ON s.vps_id = v.vps_id
+        LEFT JOIN cfg_templates t ON t.templ_id = v.vps_template
+        LEFT JOIN vps_ip ip ON ip.vps_id = v.vps_id
+        WHERE v.vps_server = %s GROUP BY v.vps_id""", (server_id,))
+    for vps in vpses:
+        veid = vps["vps_id"]
+        _write(root / f"etc/vz/conf/{veid}.conf",
+               f'ONBOOT="{"yes" if vps["vps_onboot"] else "no"}"\n'
+               f'VE_ROOT="/vz/root/$VEID"\nVE_PRIVATE="/vz/private/$VEID"\n'
+               f'OSTEMPLATE="{vps["templ_name"] or "scientific-6-x86_64"}"\n'
+               f'HOSTNAME="{vps["vps_hostname"]}"\nIP_ADDRESS="{vps["ips"] or ""}"\n')
+        _write(root / f"var/lib/lab/vz/{veid}", "running\n" if vps["up"] else "stopped\n")
+        _write(root / f"vz/private/{veid}/etc/hostname", f"{vps['vps_hostname']}\n")
+        (root / f"vz/root/{veid}").mkdir(parents=True, exist_ok=True)
+    mounts = _rows(conn, """
+        SELECT m.id, m.vps_id, m.dst, m.mount_opts, m.umount_opts, m.mode, COALESCE(st.vps_up, 0) AS up,
+               IF(m.storage_export_id IS NULL, m.src,
+                  CONCAT(es.server_ip4, ':', r.root_path, '/', e.path)) AS src
+        FROM vps_mount m
+        INNER JOIN vps v ON v.vps_id = m.vps_id
+        LEFT JOIN vps_status st ON st.vps_id = m.vps_id
+        LEFT JOIN storage_export e ON e.id = m.storage_export_id
+        LEFT JOIN storage_root r ON r.id = e.root_id
+        LEFT JOIN servers es ON es.server_id = r.node_id
+        WHERE m.`default` = 0 AND v.vps_server = %s ORDER BY m.vps_id, m.id""", (server_id,))
+    mtab, by_vps = [], {}
+    for m in mounts:
+        by_vps.setdefault(m["vps_id"], []).append(m)
+        target = f"/vz/root/{m['vps_id']}/{m['dst'].lstrip('/')}"
+        (root / target.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        if m["up"]:
+            mtab.append(f"{m['src']}\t{target}\tnfs\t{m['mode']},vers=3\n")
+    _write(root / "var/lib/lab/mounts", "".join(mtab))
+    for veid, vps_mounts in by_vps.items():
+        for suffix, text in zip(("mount", "umount"), mount_scripts(vps_mounts)):
+            _write(root / f"etc/vz/conf/{veid}.{suffix}", text, 0o755)
+
+
+def summary(conn) -> dict:
+    """A few counts `lab status` shows."""
+    counts = {}
+    for name, sql in (("vps", "SELECT COUNT(*) FROM vps"), ("members", "SELECT COUNT(*) FROM members"),
+                      ("vps_ip", "SELECT COUNT(*) FROM vps_ip"),
+                      ("pending_transactions", "SELECT COUNT(*) FROM transactions WHERE t_done = 0")):
+        cur = conn.cursor()
+        cur.execute(sql)
+        counts[name] = cur.fetchone()[0]
+    return json.loads(json.dumps(counts))

@@ -1,0 +1,135 @@
+"""NodeHook: run commands on cluster nodes over SSH with one connection's credentials.
+
+The connection (default `vpsadmin_ssh`) carries the user, key and port; the host of each
+call comes from the inventory. Host keys are checked against the file named by the
+connection's `known_hosts` extra (else ~/.ssh/known_hosts) and never auto-accepted: an
+unknown or changed key fails the task. The stock SSHHook only reads ~/.ssh/known_hosts and
+holds one host per hook, hence this subclass.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from airflow.providers.ssh.hooks.ssh import SSHHook
+
+from airlift.sql import INCLUDE_DIR
+
+
+@dataclass(frozen=True)
+class Result:
+    host: str
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def tail(self, lines: int = 10) -> str:
+        text = (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).rstrip()
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class NodeCommandError(Exception):
+    """A command on a node exited non-zero: names the node, the command, the exit code and
+    the last lines of its output."""
+
+    def __init__(self, result: Result):
+        super().__init__(
+            f"{result.host}: `{result.command}` exited {result.exit_status}\n{result.tail()}")
+        self.result = result
+
+
+class NodeHook(SSHHook):
+    default_conn_name = "vpsadmin_ssh"
+    hook_name = "Cluster nodes (SSH)"
+
+    def __init__(self, ssh_conn_id: str = default_conn_name, **kwargs):
+        super().__init__(ssh_conn_id=ssh_conn_id, **kwargs)
+        self._clients: dict[str, object] = {}
+
+    @cached_property
+    def known_hosts(self) -> str | None:
+        extra = self.get_connection(self.ssh_conn_id).extra_dejson
+        return extra.get("known_hosts")
+
+    @property
+    def default_host(self) -> str:
+        """The connection's own host: the API/web host for `vpsadmin_ssh`."""
+        return self.remote_host
+
+    def client(self, host: str):
+        import paramiko
+
+        client = self._clients.get(host)
+        if client is not None and client.get_transport() and client.get_transport().is_active():
+            return client
+        client = paramiko.SSHClient()
+        if self.known_hosts:
+            client.load_host_keys(self.known_hosts)
+        else:
+            client.load_system_host_keys()
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            hostname=host, port=self.port, username=self.username, password=self.password or None,
+            key_filename=self.key_file, pkey=self.pkey, timeout=self.conn_timeout,
+            banner_timeout=self.banner_timeout, look_for_keys=False, allow_agent=False,
+        )
+        client.get_transport().set_keepalive(self.keepalive_interval or 30)
+        self._clients[host] = client
+        return client
+
+    def run(self, host: str, command: list[str] | str, *, stdin: str | bytes | None = None,
+            timeout: float | None = 600, check: bool = True, log_output: bool = False) -> Result:
+        """Run `command` on `host`. A list is an argv and is quoted here; a string is a shell
+        snippet whose variable parts the caller has already quoted."""
+        text = shlex.join(command) if isinstance(command, list) else command
+        channel = self.client(host).get_transport().open_session()
+        channel.exec_command(text)
+        if stdin is not None:
+            channel.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
+        channel.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        channel.settimeout(1.0)
+        while True:
+            try:
+                while channel.recv_ready():
+                    chunk = channel.recv(65536)
+                    out += chunk
+                    if log_output:
+                        self.log.info("[%s] %s", host, chunk.decode(errors="replace").rstrip())
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+            except socket.timeout:
+                pass
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                channel.close()
+                raise TimeoutError(f"{host}: `{text}` did not finish in {timeout}s")
+            time.sleep(0.02)
+        result = Result(host, text, channel.recv_exit_status(), out.decode(errors="replace"),
+                        err.decode(errors="replace"))
+        channel.close()
+        if check and not result.ok:
+            raise NodeCommandError(result)
+        return result
+
+    def run_script(self, host: str, script: str, args: list[str], **kwargs) -> Result:
+        """Run include/scripts/<script> on `host` (sent on stdin, nothing left behind)."""
+        body = (Path(INCLUDE_DIR) / "scripts" / script).read_text()
+        return self.run(host, shlex.join(["bash", "-s", "--", *args]), stdin=body, **kwargs)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

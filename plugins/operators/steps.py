@@ -1,0 +1,135 @@
+"""Generic runbook-step operators: probe, then change only what the probe found.
+
+Every step returns (and so pushes to XCom) a small record the section report reads:
+{"step", "dry_run", "changes": [exact commands or SQL], "applied": bool, ...}. In plan mode
+(`dry_run`) the probe runs and the changes are only logged.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airlift import sql
+from hooks.node import NodeCommandError, NodeHook
+from hooks.vpsadmin_db import VpsAdminDbHook
+
+
+def step_record(step: str, dry_run: bool, changes: list[str], applied: bool, **details) -> dict:
+    return {"step": step, "dry_run": bool(dry_run), "changes": changes, "applied": applied, **details}
+
+
+class SqlStepOperator(BaseOperator):
+    """A database step from include/sql/vpsadmin/<sql_file>: `probe` counts the rows to change
+    (`to_change`), `sample` (optional) shows some, `apply` changes them in one transaction;
+    the probe must read 0 afterwards."""
+
+    template_fields = ("dry_run",)
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, sql_file: str, step: str, dry_run=True,
+                 mysql_conn_id: str = VpsAdminDbHook.default_conn_name, **kwargs):
+        super().__init__(**kwargs)
+        self.sql_file, self.step, self.dry_run, self.mysql_conn_id = sql_file, step, dry_run, mysql_conn_id
+
+    def execute(self, context) -> dict:
+        hook = VpsAdminDbHook(self.mysql_conn_id)
+        statements = sql.load(f"vpsadmin/{self.sql_file}")
+        to_change = int(hook.rows(statements["probe"])[0]["to_change"])
+        if not to_change:
+            self.log.info("%s: nothing to change", self.step)
+            return step_record(self.step, self.dry_run, [], False, rows=0)
+        if "sample" in statements:
+            for row in hook.rows(statements["sample"]):
+                self.log.info("%s: %s", self.step, row)
+        apply = statements["apply"]
+        if self.dry_run:
+            self.log.info("%s: plan: %d row(s) would change with:\n%s", self.step, to_change, apply)
+            return step_record(self.step, True, [apply], False, rows=to_change)
+        affected = hook.execute_in_transaction([(apply, None)])[0]
+        left = int(hook.rows(statements["probe"])[0]["to_change"])
+        if left:
+            raise AirflowFailException(f"{self.step}: {left} row(s) still need a change after:\n{apply}")
+        self.log.info("%s: changed %d row(s)", self.step, affected)
+        return step_record(self.step, False, [apply], True, rows=affected)
+
+
+class NodeStepOperator(BaseOperator):
+    """A step on one node: `check` (a shell snippet) exits 0 when the node is already done;
+    otherwise `apply` runs, and `check` must pass afterwards. Map it over the inventory with
+    `.expand(node=...)`; the node dict needs `server_name` and `address`."""
+
+    template_fields = ("node", "dry_run")
+    ui_color = "#fdf3e8"
+
+    def __init__(self, *, node, check: str, apply: str, step: str, dry_run=True,
+                 ssh_conn_id: str = NodeHook.default_conn_name, apply_timeout: float = 600, **kwargs):
+        kwargs.setdefault("map_index_template", "{{ task.node['server_name'] }}")
+        super().__init__(**kwargs)
+        self.node, self.check, self.apply, self.step = node, check, apply, step
+        self.dry_run, self.ssh_conn_id, self.apply_timeout = dry_run, ssh_conn_id, apply_timeout
+
+    def execute(self, context) -> dict:
+        hook = NodeHook(self.ssh_conn_id)
+        name, address = self.node["server_name"], self.node["address"]
+        try:
+            if hook.run(address, self.check, check=False).ok:
+                self.log.info("%s on %s: already done (`%s`)", self.step, name, self.check)
+                return step_record(self.step, self.dry_run, [], False, node=name)
+            change = f"{name}: {self.apply}"
+            if self.dry_run:
+                self.log.info("%s: plan: would run on %s: %s", self.step, name, self.apply)
+                return step_record(self.step, True, [change], False, node=name)
+            hook.run(address, self.apply, timeout=self.apply_timeout, log_output=True)
+            after = hook.run(address, self.check, check=False)
+            if not after.ok:
+                raise AirflowFailException(
+                    f"{self.step} on {name}: `{self.check}` still fails after `{self.apply}`:\n{after.tail()}")
+        except NodeCommandError as exc:
+            raise AirflowFailException(f"{self.step} on {name}: {exc}") from exc
+        finally:
+            hook.close()
+        return step_record(self.step, False, [change], True, node=name)
+
+
+class GateOperator(ApprovalOperator):
+    """ApprovalOperator that an unattended lab run can switch off with the DAG param
+    `require_approval = false` (logged as such). Never approves on timeout: no defaults."""
+
+    def execute(self, context):
+        if not context["params"].get("require_approval", True):
+            self.log.warning("approval gate switched off by require_approval=false: proceeding")
+            return {"chosen_options": ["Approve"], "params_input": {}, "gate": "switched off"}
+        return super().execute(context)
+
+
+class SectionReportOperator(BaseOperator):
+    """Ends a section: collects the step records of `task_ids` and logs what was (or in plan
+    mode would be) changed. Runs when nothing upstream failed."""
+
+    template_fields = ("section",)
+
+    def __init__(self, *, section: str, task_ids: list[str], **kwargs):
+        kwargs.setdefault("trigger_rule", "none_failed")
+        super().__init__(**kwargs)
+        self.section, self.report_task_ids = section, task_ids
+
+    def execute(self, context) -> dict:
+        ti = context["ti"]
+        lines, total = [], 0
+        for task_id in self.report_task_ids:
+            records = ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None)
+            if records is None:
+                continue
+            for record in records if isinstance(records, list) else [records]:
+                if not isinstance(record, dict) or "step" not in record:
+                    continue
+                for change in record["changes"]:
+                    total += 1
+                    state = "applied" if record["applied"] else "planned"
+                    lines.append(f"[{record['step']}] {state}: {change}")
+        dry_run = context["params"].get("dry_run", True)
+        header = f"{self.section}: {total} change(s) {'planned (dry run)' if dry_run else 'made'}"
+        self.log.info("%s\n%s", header, "\n".join(lines) or "nothing to change")
+        return {"section": self.section, "dry_run": dry_run, "changes": total, "lines": lines}

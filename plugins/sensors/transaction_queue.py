@@ -1,0 +1,39 @@
+"""TransactionQueueSensor: waits until vpsAdmin has no transaction queued or running.
+
+v1.22 semantics (research/vpsadmin.md §1.3): `t_done = 0` is queued or executing. The sensor
+logs the queue length, per node, on every poke so the operator watches it drain, and runs
+in reschedule mode: between pokes it holds no worker slot.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.bases.sensor import BaseSensorOperator
+
+from hooks.vpsadmin_db import VpsAdminDbHook
+
+
+class TransactionQueueSensor(BaseSensorOperator):
+    template_fields = ("server_id",)
+    ui_color = "#eaf7ea"
+
+    def __init__(self, *, server_id: int | None = None,
+                 mysql_conn_id: str = VpsAdminDbHook.default_conn_name, **kwargs):
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 5)
+        kwargs.setdefault("timeout", 6 * 3600)
+        super().__init__(**kwargs)
+        self.server_id, self.mysql_conn_id = server_id, mysql_conn_id
+
+    def poke(self, context) -> bool:
+        hook = VpsAdminDbHook(self.mysql_conn_id)
+        if self.server_id is not None:
+            pending = hook.queue_length(int(self.server_id))
+            self.log.info("transactions queued or running on node %s: %d", self.server_id, pending)
+            return pending == 0
+        by_server = hook.pending_by_server()
+        total = sum(by_server.values())
+        detail = ", ".join(f"node {s}: {n}" for s, n in sorted(by_server.items()))
+        self.log.info("transactions queued or running: %d%s", total, f" ({detail})" if detail else "")
+        if total:
+            self.log.info("the queue drains only where vpsadmind runs (`service vpsadmind status`)")
+        return total == 0

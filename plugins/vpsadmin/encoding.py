@@ -1,0 +1,59 @@
+"""SQL for the encoding fix (pure: builds statements, runs nothing).
+
+v1.22's PHP sent UTF-8 bytes over a latin1 connection, so the utf8 columns hold each byte as
+a character ("JiÅ™Ã­" for "Jiří"). A cell is *double-encoded* when converting it to latin1
+is lossless, the resulting bytes are valid UTF-8, and they differ from the cell: that is
+exactly what the runbook's latin1 dump + utf8 reload repairs. Correct UTF-8 text with a
+character outside latin1 ("ř") fails the first test, correct latin1-range text ("é" alone)
+fails the second, so a fixed table probes as clean and a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+TABLES = ("members", "members_changes", "sysconfig", "vps")
+TEXT_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
+
+
+def q(identifier: str) -> str:
+    """Quote a MySQL identifier (names come from information_schema or fixed lists)."""
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def _bytes(col: str) -> str:
+    return f"CAST(CONVERT({col} USING latin1) AS BINARY)"
+
+
+def repaired(col: str) -> str:
+    return f"CONVERT({_bytes(col)} USING utf8mb4)"
+
+
+def double_encoded(col: str) -> str:
+    return (f"({col} IS NOT NULL"
+            f" AND CAST(CONVERT(CONVERT({col} USING latin1) USING utf8mb4) AS BINARY) = CAST(CONVERT({col} USING utf8mb4) AS BINARY)"
+            f" AND CAST({repaired(col)} AS BINARY) = {_bytes(col)}"
+            f" AND {_bytes(col)} <> CAST(CONVERT({col} USING utf8mb4) AS BINARY))")
+
+
+def non_ascii(col: str) -> str:
+    return f"({col} IS NOT NULL AND LENGTH({col}) <> CHAR_LENGTH({col}))"
+
+
+def probe(db: str, table: str, columns: list[str]) -> str:
+    """Rows with at least one double-encoded cell, and rows with non-ASCII text that is not
+    double-encoded (which a latin1 dump would mangle)."""
+    cols = [q(c) for c in columns]
+    dbl = " OR ".join(double_encoded(c) for c in cols)
+    other = " OR ".join(f"({non_ascii(c)} AND NOT {double_encoded(c)})" for c in cols)
+    return (f"SELECT COALESCE(SUM({dbl}), 0), COALESCE(SUM({other}), 0), COUNT(*) "
+            f"FROM {q(db)}.{q(table)}")
+
+
+def verify(db: str, scratch: str, table: str, key: list[str], columns: list[str]) -> str:
+    """Rows of the reloaded copy whose text is not the repaired original (must be 0), and
+    rows missing on either side."""
+    join = " AND ".join(f"n.{q(k)} = o.{q(k)}" for k in key)
+    wrong = " OR ".join(
+        f"NOT (CAST(n.{q(c)} AS BINARY) <=> CAST(IF({double_encoded('o.' + q(c))}, {repaired('o.' + q(c))}, "
+        f"CONVERT(o.{q(c)} USING utf8mb4)) AS BINARY))" for c in columns)
+    return (f"SELECT COUNT(*), COALESCE(SUM(n.{q(key[0])} IS NULL), 0), COALESCE(SUM({wrong}), 0) "
+            f"FROM {q(db)}.{q(table)} o LEFT JOIN {q(scratch)}.{q(table)} n ON {join}")

@@ -66,7 +66,7 @@ class NodeHook(SSHHook):
         """The connection's own host: the API/web host for `vpsadmin_ssh`."""
         return self.remote_host
 
-    def client(self, host: str):
+    def connect_to(self, host: str):
         import paramiko
 
         client = self._clients.get(host)
@@ -92,7 +92,7 @@ class NodeHook(SSHHook):
         """Run `command` on `host`. A list is an argv and is quoted here; a string is a shell
         snippet whose variable parts the caller has already quoted."""
         text = shlex.join(command) if isinstance(command, list) else command
-        channel = self.client(host).get_transport().open_session()
+        channel = self.connect_to(host).get_transport().open_session()
         channel.exec_command(text)
         if stdin is not None:
             channel.sendall(stdin.encode() if isinstance(stdin, str) else stdin)

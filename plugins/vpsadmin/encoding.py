@@ -44,8 +44,8 @@ def probe(db: str, table: str, columns: list[str]) -> str:
     cols = [q(c) for c in columns]
     dbl = " OR ".join(double_encoded(c) for c in cols)
     other = " OR ".join(f"({non_ascii(c)} AND NOT {double_encoded(c)})" for c in cols)
-    return (f"SELECT COALESCE(SUM({dbl}), 0), COALESCE(SUM({other}), 0), COUNT(*) "
-            f"FROM {q(db)}.{q(table)}")
+    return (f"SELECT COALESCE(SUM({dbl}), 0) AS double_encoded, COALESCE(SUM({other}), 0) AS unsafe, "
+            f"COUNT(*) AS total_rows FROM {q(db)}.{q(table)}")
 
 
 def verify(db: str, scratch: str, table: str, key: list[str], columns: list[str]) -> str:
@@ -55,5 +55,6 @@ def verify(db: str, scratch: str, table: str, key: list[str], columns: list[str]
     wrong = " OR ".join(
         f"NOT (CAST(n.{q(c)} AS BINARY) <=> CAST(IF({double_encoded('o.' + q(c))}, {repaired('o.' + q(c))}, "
         f"CONVERT(o.{q(c)} USING utf8mb4)) AS BINARY))" for c in columns)
-    return (f"SELECT COUNT(*), COALESCE(SUM(n.{q(key[0])} IS NULL), 0), COALESCE(SUM({wrong}), 0) "
-            f"FROM {q(db)}.{q(table)} o LEFT JOIN {q(scratch)}.{q(table)} n ON {join}")
+    return (f"SELECT COUNT(*) AS total_rows, COALESCE(SUM(n.{q(key[0])} IS NULL), 0) AS missing, "
+            f"COALESCE(SUM({wrong}), 0) AS wrong FROM {q(db)}.{q(table)} o "
+            f"LEFT JOIN {q(scratch)}.{q(table)} n ON {join}")

@@ -8,8 +8,10 @@ For each backup mount, in the order the runbook's script visits them (by VPS, th
 - a non-template mount gets a 5301 (regenerate mount scripts) transaction listing the VPS's
   remaining non-template mounts at that moment, without the commands; a VPS with N backup
   mounts therefore gets N of them, each shorter than the last.
-Templates (`default = 1`) are only deleted. `t_server` is the VPS's node, 0 when the VPS row
-is gone (the PHP `vps_load` came back empty then).
+Templates (`default = 1`) are only deleted. Where the runbook's script would queue a
+transaction no daemon can ever run (the VPS row is gone, or its node was deleted from
+`servers`: PHP put `t_server` 0 or the dead node's id), the mount is only deleted: such a
+transaction would keep "wait for all transactions" waiting forever.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def plan_deletions(backup_mounts: list[dict], vps_mounts: list[dict]) -> list[di
         remaining.setdefault(m["vps_id"], []).append(m)
     plan = []
     for m in sorted(backup_mounts, key=lambda r: (r["vps_id"], r["id"])):
-        template = bool(m["default"])
+        template = bool(m["default"]) or not m["node_exists"]
         server = int(m["vps_server"] or 0)
         transactions = []
         if not template and m["vps_up"]:

@@ -4,7 +4,7 @@
 -- name: backup_mounts
 SELECT m.id, m.vps_id, m.dst, m.mount_opts, m.umount_opts, m.mode, m.`default`,
        m.cmd_premount, m.cmd_postmount, m.cmd_preumount, m.cmd_postumount,
-       v.vps_server, COALESCE(st.vps_up, 0) AS vps_up,
+       v.vps_server, vs.server_id IS NOT NULL AS node_exists, COALESCE(st.vps_up, 0) AS vps_up,
        CASE WHEN m.storage_export_id THEN CONCAT(es.server_ip4, ':', r.root_path, '/', e.path)
             WHEN m.server_id THEN CONCAT(ms.server_ip4, ':', m.src)
             ELSE m.src END AS src
@@ -14,6 +14,7 @@ LEFT JOIN storage_root r ON r.id = e.root_id
 LEFT JOIN servers es ON es.server_id = r.node_id
 LEFT JOIN servers ms ON ms.server_id = m.server_id
 LEFT JOIN vps v ON v.vps_id = m.vps_id
+LEFT JOIN servers vs ON vs.server_id = v.vps_server
 LEFT JOIN vps_status st ON st.vps_id = m.vps_id
 WHERE e.data_type = 'backup'
 GROUP BY m.id

@@ -196,8 +196,8 @@ CONFIGS = (
     + [(f"swap-{n}g", f"Swap {n} GB", f'SWAPPAGES="0:{n}G"\n') for n in SWAP_GB]
     + [(f"cpu-{c}c-{c * 100}", f"CPU {c} cores, {c * 100} %", f'CPUS="{c}"\nCPULIMIT="{c * 100}"\n')
        for c in CPU_CORES]
-    + [(f"hdd-{n}g", f"Disk {n} GB", f'DISKSPACE="{n}G:{n}G"\nDISKINODES="{n * 200000}:{n * 200000}"\n')
-       for n in HDD_GB]
+    + [(f"hdd-{n}g", f"Disk {n} GB",
+        f'DISKSPACE="{n}G:{n}G"\nDISKINODES="{n * 200000}:{n * 200000}"\n') for n in HDD_GB]
     + [("nfs", "NFS", 'FEATURES="nfs:on"\n'),
        ("tun", "TUN/TAP", 'DEVICES="c:10:200:rw"\nCAPABILITY="NET_ADMIN:on"\n'),
        ("privvmpages-4g-6g", "Privvmpages 4G/6G", 'PRIVVMPAGES="4G:6G"\n')]
@@ -356,8 +356,8 @@ class _World:
             rows["node_pubkey"].append(dict(
                 node_id=s["server_id"], type="rsa", key=self.ssh_rsa_key(s["server_name"])))
 
-        # One resolver per location; dns_id = location id for the first two.
-        for loc_id, ip in zip(self.location_ids, ("37.205.9.100", "37.205.10.88")):
+        # One resolver for each of the first two locations.
+        for loc_id, ip in zip(self.location_ids, ("37.205.9.100", "37.205.10.88"), strict=False):
             rows["cfg_dns"].append(dict(
                 dns_id=len(rows["cfg_dns"]) + 1, dns_ip=ip,
                 dns_label=f"{LOCATIONS.get(loc_id, ('Location',))[0]} DNS",
@@ -622,7 +622,7 @@ class _World:
                 nas_mounts.append((vpses_by_owner[m_id][0]["id"], private_id, "/mnt/nas-private"))
 
         backup_export_of = {}
-        for vps_row, v in zip(rows["vps"], self.vpses):
+        for vps_row, v in zip(rows["vps"], self.vpses, strict=True):
             backup_export_of[v["id"]] = add_export(
                 v["owner"], backup_root_id, str(v["id"]), 0, rng.randint(1, 60) * GiB,
                 "no", "backup")
@@ -637,8 +637,9 @@ class _World:
 
         def add_mount(vps_id, export_id, dst, mode, default=0):
             mount_id = len(mounts) + 1
-            # Export mounts keep src empty (it is computed from the export) and server_id
-            # 0: the PHP wrote server_id = '' and MySQL 5.5 stored 0.
+            # Export mounts keep src empty: the PHP computes it from the export
+            # (nas_mount_params). server_id is 0, not NULL: nas_mount_add writes it quoted,
+            # so an empty node id became 0 without strict mode.
             mounts.append(dict(
                 id=mount_id, vps_id=vps_id, src="", dst=dst, mount_opts=NFS_MOUNT_OPTS,
                 umount_opts=NFS_UMOUNT_OPTS, mount_type="nfs", server_id=0,
@@ -686,7 +687,7 @@ class _World:
     def build_backups(self) -> None:
         """Daily backups (vpsAdmind 1.22 writes timestamp = UNIX_TIMESTAMP(snapshot time))."""
         rng, vps_with_backups = self.rng, []
-        for vps_row, v in zip(self.rows["vps"], self.vpses):
+        for vps_row, v in zip(self.rows["vps"], self.vpses, strict=True):
             if v["up"] is None or not vps_row["vps_backup_enabled"]:
                 continue
             vps_with_backups.append(v["id"])
@@ -727,25 +728,25 @@ class _World:
                 server, vps_id, param = self.mailer["server_id"], 0, self.mail_param()
             else:
                 server, vps_id = rng.choice(running_vps)
-                param = self.param_for(t_type, vps_id)
+                param = self.param_for(t_type)
             add(t_type, server, vps_id, self.days_ago(1, 60), 1, success,
                 rng.choice((0, 10)), param, output)
 
         # Pending (t_done = 0): queued on the hypervisors and the mailer.
         hv = [s["server_id"] for s in self.hypervisors]
         first_hv, second_hv = hv[0], hv[1 % len(hv)]
-        on = {server: ids[0] for server, ids in running.items()}
+        first_running = {server: ids[0] for server, ids in running.items()}
         mailer, t = self.mailer["server_id"], self.now - 300
         pending = [
-            add(T_APPLYCONFIG, first_hv, on[first_hv], t, 0, 0, 10,
-                self.param_for(T_APPLYCONFIG, on[first_hv])),
-            add(T_RESTART, second_hv, on[second_hv], t + 10, 0, 0, 0, "[]"),
+            add(T_APPLYCONFIG, first_hv, first_running[first_hv], t, 0, 0, 10,
+                self.param_for(T_APPLYCONFIG)),
+            add(T_RESTART, second_hv, first_running[second_hv], t + 10, 0, 0, 0, "[]"),
             add(T_MAIL, mailer, 0, t + 20, 0, 0, 0, self.mail_param()),
             add(T_RESTART, first_hv, running[first_hv][-1], t + 30, 0, 0, 5, "[]"),
             add(T_MAIL, mailer, 0, t + 40, 0, 0, 10, self.mail_param()),
         ]
         applyconfig = add(T_APPLYCONFIG, second_hv, running[second_hv][-1], t + 50, 0, 0, 0,
-                          self.param_for(T_APPLYCONFIG, running[second_hv][-1]))
+                          self.param_for(T_APPLYCONFIG))
         # Restart after the config change: waits for the pending applyconfig.
         dependent = add(T_RESTART, second_hv, running[second_hv][-1], t + 51, 0, 0, 0, "[]",
                         depends_on=applyconfig)
@@ -753,7 +754,7 @@ class _World:
         self.summary.update(pending_transaction_ids=pending,
                             dependent_pending_transaction_id=dependent)
 
-    def param_for(self, t_type: int, vps_id: int) -> str:
+    def param_for(self, t_type: int) -> str:
         if t_type == T_APPLYCONFIG:
             cpus = self.rng.choice(CPU_CORES)
             return _json({"configs": [f"ram-vswap-{self.rng.choice(RAM_GB)}g-swap-0g",
@@ -764,9 +765,9 @@ class _World:
 
     def mail_param(self) -> str:
         # Plain json_encode: the Czech text travels as \uXXXX escapes (pure ASCII).
-        m_id = self.rng.choice(self.member_ids)
+        member = self.rng.choice(self.rows["members"])
         return _json({"from_name": "vpsAdmin", "from_mail": "podpora@vpsfree.cz",
-                      "to": f"member{m_id}@example.cz",
+                      "to": member["m_mail"],
                       "subject": "[vpsFree.cz] Upozornění na platbu",
                       "msg": "Dobrý den,\nváš členský příspěvek brzy vyprší."})
 

@@ -1,0 +1,67 @@
+"""Test setup: a throw-away Airflow home (SQLite metadata, migrated once per session) that
+sees the project's dags/ and plugins/, and lab clusters for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airlift-airflow-"))
+# Before anything imports airflow: the settings are read at import time.
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated metadata database (dag.test() needs one)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
+                   capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def lab_world(tmp_path, monkeypatch):
+    """Factory: a fresh lab cluster (v1.22 world, own database name, own SSH port), started,
+    its connections exported as AIRFLOW_CONN_*; destroyed after the test."""
+    from lab import Lab
+
+    labs = []
+
+    def make(scale: int = 1, wait_for_queue: bool = True) -> Lab:
+        lab = Lab.create(tmp_path / f"lab{len(labs)}", ssh_port=free_port(),
+                         vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}", scale=scale)
+        labs.append(lab)
+        lab.info = lab.seed(reset_timezones=True)
+        lab.start()
+        for name, value in lab.env().items():
+            monkeypatch.setenv(name, value)
+        if wait_for_queue:
+            from tests.helpers import wait_for_empty_queue
+
+            wait_for_empty_queue(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.destroy()

@@ -1,0 +1,152 @@
+"""What the end-to-end tests share: running a DAG with dag.test(), answering its approval
+gates through the same code path as the REST API, and fingerprints of a lab world."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import MySQLdb
+
+# Node paths a run may legitimately change without changing the world: the DB host's backup
+# directory gets one dump per real run.
+VOLATILE = ("tmp", "proc", "dev", "usr", "var/backups")
+
+
+def db_conn(lab):
+    return MySQLdb.connect(db=lab.cfg.vpsadmin_db, charset="utf8mb4", **lab.cfg.mysql_kwargs())
+
+
+def query(lab, sql: str, params=None) -> list[tuple]:
+    with closing(db_conn(lab)) as conn, closing(conn.cursor()) as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+def scalar(lab, sql: str, params=None):
+    return query(lab, sql, params)[0][0]
+
+
+def wait_for_empty_queue(lab, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while scalar(lab, "SELECT COUNT(*) FROM transactions WHERE t_done = 0"):
+        if time.monotonic() > deadline:
+            raise AssertionError("the lab's daemons did not drain the transaction queue")
+        time.sleep(0.5)
+
+
+def table_checksums(lab, tables: list[str] | None = None) -> dict[str, tuple]:
+    """{table: (engine, collation, CHECKSUM TABLE)} of the world database."""
+    rows = query(lab, "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.tables "
+                      "WHERE TABLE_SCHEMA = %s", (lab.cfg.vpsadmin_db,))
+    result = {}
+    for name, engine, collation in rows:
+        if tables is None or name in tables:
+            checksum = query(lab, f"CHECKSUM TABLE `{name}` EXTENDED")[0][1]
+            result[name] = (engine, collation, checksum)
+    return result
+
+
+def node_files(lab) -> dict[str, str]:
+    """{node/path: sha256 of content or link target} of every node, volatile paths left out."""
+    digest = {}
+    for node_dir in sorted(lab.cfg.nodes_dir.iterdir()):
+        for dirpath, dirnames, filenames in os.walk(node_dir):
+            rel_dir = Path(dirpath).relative_to(node_dir)
+            dirnames[:] = [d for d in dirnames if str(rel_dir / d) not in VOLATILE]
+            for name in filenames:
+                path = Path(dirpath) / name
+                key = f"{node_dir.name}/{rel_dir / name}"
+                if path.is_symlink():
+                    digest[key] = "-> " + os.readlink(path)
+                else:
+                    digest[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+def world_state(lab) -> dict:
+    return {"tables": table_checksums(lab), "nodes": node_files(lab),
+            "timezones": scalar(lab, "SELECT COUNT(*) FROM mysql.time_zone_name")}
+
+
+def diff_states(before: dict, after: dict) -> list[str]:
+    changed = []
+    for part in ("tables", "nodes"):
+        for key in sorted(set(before[part]) | set(after[part])):
+            if before[part].get(key) != after[part].get(key):
+                changed.append(f"{part}: {key}")
+    if before["timezones"] != after["timezones"]:
+        changed.append("mysql.time_zone_name")
+    return changed
+
+
+class HitlResponder(threading.Thread):
+    """Answers approval gates of a DAG as an operator would in the UI: through the REST
+    API's own handler (update_hitl_detail), against the same metadata database.
+    `answers` maps task_id to the option; `on_gate(task_id)` runs just before answering."""
+
+    def __init__(self, dag_id: str, answers: dict[str, str], on_gate=None):
+        super().__init__(daemon=True)
+        self.dag_id, self.answers, self.on_gate = dag_id, answers, on_gate
+        self.answered: list[tuple[str, str]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        user = SimpleAuthManagerUser(username="operator", role="admin")
+        while not self.stopping.wait(0.5):
+            with create_session() as session:
+                waiting = session.scalars(select(TaskInstance).where(
+                    TaskInstance.dag_id == self.dag_id,
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT)).all()
+                for ti in waiting:
+                    option = self.answers.get(ti.task_id)
+                    if option is None:
+                        continue
+                    if self.on_gate:
+                        self.on_gate(ti.task_id)
+                    update_hitl_detail(
+                        dag_id=ti.dag_id, dag_run_id=ti.run_id, task_id=ti.task_id,
+                        update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option],
+                                                                           params_input={}),
+                        user=user, session=session, map_index=ti.map_index)
+                    self.answered.append((ti.task_id, option))
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_gate=None):
+    """Run a DAG with dag.test() (tasks in this process, against the lab) and return
+    (dag_run state, {task_id[map_index]: state}, answered gates)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.session import create_session
+
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).get_dag(dag_id)
+    with HitlResponder(dag_id, answers or {}, on_gate) as responder:
+        dag_run = dag.test(run_conf=conf)
+    with create_session() as session:
+        from airflow.models.dagrun import DagRun
+
+        dr = session.get(DagRun, dag_run.id)
+        states = {}
+        for ti in dr.get_task_instances(session=session):
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            states[key] = ti.state
+        return dr.state, states, responder.answered

@@ -1,0 +1,144 @@
+"""vpsadmin_upgrade_v2 end to end on fresh lab worlds: real MariaDB, real SSH to sandboxed
+nodes, the lab's vpsAdmind executing the queued transactions, real dag.test() runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.world import CLUSTER_CRONTAB
+from lab.worlds.vpsadmin_v122.seed import KNOWN_TEXT
+from tests.helpers import diff_states, query, run_dag, scalar, table_checksums, world_state
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
+
+DAG_ID = "vpsadmin_upgrade_v2"
+GATE = "database.approve_encoding_swap"
+ENCODING_TABLES = ["members", "members_changes", "sysconfig", "vps"]
+
+
+def real_run_conf(**extra) -> dict:
+    member_names = {str(key): text for table, column, _, key, text in KNOWN_TEXT
+                    if table == "members" and column == "m_name"}
+    return {"dry_run": False, "encoding_known_names": member_names, **extra}
+
+
+def node_file(lab, node: str, path: str):
+    p = lab.node_root(node) / path.lstrip("/")
+    return p.read_text() if p.exists() else None
+
+
+def backup_mounted_running_vpses(lab) -> set[int]:
+    return {r[0] for r in query(lab, """
+        SELECT m.vps_id FROM vps_mount m INNER JOIN storage_export e ON m.storage_export_id = e.id
+        INNER JOIN vps_status s ON s.vps_id = m.vps_id
+        WHERE e.data_type = 'backup' AND m.`default` = 0 AND s.vps_up = 1""")}
+
+
+def assert_world_upgraded(lab, umount_expected: set[int]) -> None:
+    info = lab.info
+    assert scalar(lab, "SELECT COUNT(*) FROM vps LEFT JOIN servers ON vps_server = server_id "
+                       "WHERE server_id IS NULL") == 0
+    assert not query(lab, "SELECT vps_id FROM vps WHERE vps_id IN %s", (info["stray_vps_ids"],))
+    assert scalar(lab, "SELECT COUNT(*) FROM vps_ip WHERE vps_id = 0") == 0
+    assert scalar(lab, "SELECT COUNT(*) FROM vps_ip ip LEFT JOIN vps v ON ip.vps_id = v.vps_id "
+                       "WHERE ip.vps_id > 0 AND v.vps_id IS NULL") == 0
+    freed = query(lab, "SELECT vps_id FROM vps_ip WHERE ip_id IN %s",
+                  (info["zero_ip_ids"] + info["orphan_ip_ids"],))
+    assert freed and all(vps_id is None for (vps_id,) in freed)
+    engines = dict(query(lab, "SELECT TABLE_NAME, ENGINE FROM information_schema.tables WHERE "
+                              "TABLE_SCHEMA = %s AND TABLE_NAME IN ('log','node_pubkey','transactions')",
+                         (lab.cfg.vpsadmin_db,)))
+    assert engines == {"log": "InnoDB", "node_pubkey": "InnoDB", "transactions": "InnoDB"}
+    for table, column, key_column, key, text in KNOWN_TEXT:
+        got = scalar(lab, f"SELECT `{column}` FROM `{table}` WHERE `{key_column}` = %s", (key,))
+        assert got == text, (table, column, key, got)
+    assert scalar(lab, "SELECT COUNT(*) FROM mysql.time_zone_name") > 0
+    assert str(scalar(lab, "SELECT CONVERT_TZ('2015-01-01 12:00:00','Europe/Prague','UTC')")) == \
+        "2015-01-01 11:00:00"
+    assert json.loads(scalar(lab, "SELECT cfg_value FROM sysconfig WHERE cfg_name='maintenance_mode'")) is True
+    for node in ("vpsadmin", "node1", "node2", "storage1", "backup1"):
+        assert node_file(lab, node, "/var/lib/lab/services/vpsadmind").strip() == "stopped", node
+        assert node_file(lab, node, "/var/lib/lab/rpm/nc"), node
+    crontab = node_file(lab, "vpsadmin", "/var/spool/cron/root")
+    jobs = [line for line in CLUSTER_CRONTAB.splitlines() if line and not line.startswith(("#", "MAILTO"))]
+    for job in jobs:
+        assert f"#airlift-disabled# {job}" in crontab.splitlines()
+    assert not [line for line in crontab.splitlines()
+                if line.strip() and not line.startswith("#") and "=" not in line.split()[0]]
+    assert node_file(lab, "vpsadmin", "/root/crontab.v1.22") == CLUSTER_CRONTAB
+    # Every backup mount is gone and the transactions that deleted them finished.
+    assert scalar(lab, "SELECT COUNT(*) FROM vps_mount m INNER JOIN storage_export e "
+                       "ON m.storage_export_id = e.id WHERE e.data_type = 'backup'") == 0
+    queued = query(lab, "SELECT t_type, t_vps, t_done, t_success, t_param FROM transactions "
+                        "WHERE t_type IN (5301, 5303) AND t_m_id = 0 ORDER BY t_id")
+    assert queued and all(t[2] == 1 and t[3] == 1 for t in queued), queued
+    umounted = {t[1] for t in queued if t[0] == 5303}
+    assert umounted == umount_expected
+    for veid in umounted:
+        node = next(n for n in ("node1", "node2") if node_file(lab, n, f"/etc/vz/conf/{veid}.conf"))
+        assert "/mnt/backup" not in node_file(lab, node, "/var/lib/lab/mounts")
+        assert "/mnt/backup" not in node_file(lab, node, f"/etc/vz/conf/{veid}.mount")
+    backups = list((lab.node_root("db") / "var/backups/vpsadmin").iterdir())
+    assert any(p.name.endswith(".sql.gz") for p in backups)
+    assert any("encoding-latin1" in p.name for p in backups)
+
+
+def test_upgrade_then_rerun_changes_nothing(lab_world):
+    lab = lab_world()
+    umount_expected = backup_mounted_running_vpses(lab)
+    assert umount_expected
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(), answers={GATE: "Approve"})
+    assert state == "success", tis
+    assert answered == [(GATE, "Approve")]
+    assert_world_upgraded(lab, umount_expected)
+
+    before = world_state(lab)
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(), answers={GATE: "Approve"})
+    assert state == "success", tis
+    assert answered == [], "a second run has nothing to approve"
+    assert tis["database.encoding_dump"] == "skipped"
+    assert diff_states(before, world_state(lab)) == []
+
+
+def test_plan_mode_changes_nothing(lab_world):
+    lab = lab_world()
+    before = world_state(lab)
+    state, tis, answered = run_dag(DAG_ID, {"dry_run": True})
+    assert state == "success", tis
+    assert answered == []
+    assert diff_states(before, world_state(lab)) == []
+
+
+def test_reject_at_the_gate_leaves_the_tables_untouched(lab_world):
+    lab = lab_world()
+    at_gate = {}
+
+    def snapshot(task_id):
+        at_gate.update(table_checksums(lab, ENCODING_TABLES))
+
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(), answers={GATE: "Reject"}, on_gate=snapshot)
+    assert answered == [(GATE, "Reject")]
+    assert tis["database.encoding_swap"] == "skipped"
+    assert tis["database.timezones"] == "skipped"
+    assert at_gate and table_checksums(lab, ENCODING_TABLES) == at_gate
+    name_id = next(k for t, c, _, k, v in KNOWN_TEXT if t == "members" and c == "m_name")
+    assert scalar(lab, "SELECT m_name FROM members WHERE m_id = %s", (name_id,)) != \
+        next(v for t, c, _, k, v in KNOWN_TEXT if t == "members" and c == "m_name")
+
+
+@pytest.mark.parametrize("conf, message", [
+    ({"skip_nodes": ["node1; rm -rf /"]}, "is not a valid node name"),
+    ({"backup_dir": "/srv/no-such-dir"}, "does not exist on the DB host"),
+    ({"api_host": "vpsadmin$(reboot)"}, "is not a host name"),
+])
+def test_bad_params_fail_first_and_change_nothing(lab_world, capfd, conf, message):
+    lab = lab_world()
+    before = world_state(lab)
+    state, tis, _ = run_dag(DAG_ID, {**conf, "dry_run": False})
+    assert state == "failed"
+    assert tis["preflight.check_params"] == "failed"
+    assert all(s in ("upstream_failed", None) for t, s in tis.items() if t != "preflight.check_params"), tis
+    assert message in capfd.readouterr().out
+    assert diff_states(before, world_state(lab)) == []

@@ -24,7 +24,9 @@ def db_conn(lab):
 def query(lab, sql: str, params=None) -> list[tuple]:
     with closing(db_conn(lab)) as conn, closing(conn.cursor()) as cur:
         cur.execute(sql, params)
-        return list(cur.fetchall())
+        rows = list(cur.fetchall())
+        conn.commit()
+        return rows
 
 
 def scalar(lab, sql: str, params=None):

@@ -67,7 +67,7 @@ def status(lab: Lab) -> int:
     from lab import world
 
     pid = lab.pid()
-    print(f"lab process: {'running (pid %d)' % pid if pid else 'stopped'}; "
+    print(f"lab process: {f'running (pid {pid})' if pid else 'stopped'}; "
           f"SSH port {lab.cfg.ssh_port}; state in {lab.cfg.root}")
     try:
         conn = MySQLdb.connect(db=lab.cfg.vpsadmin_db, **lab.cfg.mysql_kwargs())

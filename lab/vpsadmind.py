@@ -164,7 +164,7 @@ class Vpsadmind(threading.Thread):
     def write_mount_scripts(self, veid, mounts: list[dict]) -> None:
         conf = self.node_root / "etc/vz/conf"
         conf.mkdir(parents=True, exist_ok=True)
-        for suffix, text in zip(("mount", "umount"), mount_scripts(mounts)):
+        for suffix, text in zip(("mount", "umount"), mount_scripts(mounts), strict=False):
             path = conf / f"{int(veid)}.{suffix}"
             path.write_text(text)
             path.chmod(0o755)

@@ -49,7 +49,7 @@ def _rows(conn, sql: str, params=None) -> list[dict]:
     cur = conn.cursor()
     cur.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
 
 def lay_out(cfg: LabConfig, conn) -> None:
@@ -125,7 +125,7 @@ def _hypervisor_files(root: Path, server_id: int, conn) -> None:
             mtab.append(f"{m['src']}\t{target}\tnfs\t{m['mode']},vers=3\n")
     _write(root / "var/lib/lab/mounts", "".join(mtab))
     for veid, vps_mounts in by_vps.items():
-        for suffix, text in zip(("mount", "umount"), mount_scripts(vps_mounts)):
+        for suffix, text in zip(("mount", "umount"), mount_scripts(vps_mounts), strict=False):
             _write(root / f"etc/vz/conf/{veid}.{suffix}", text, 0o755)
 
 

@@ -363,7 +363,7 @@ def vzctl(args):
             out(f"VEID {veid} exist unmounted down")
         return 0
     if conf is None:
-        err(f"Container config file does not exist")
+        err("Container config file does not exist")
         return 44
     if command == "start":
         if ve_running(veid):
@@ -416,7 +416,7 @@ def vzlist(args):
     veids = [v for v in all_veids() if show_all or ve_running(v)]
     rows = [[VZLIST_FIELDS[f][1](v, ve_conf(v) or {}) for f in fields] for v in veids]
     if as_json:
-        out(json.dumps([dict(zip(fields, r)) for r in rows], indent=2))
+        out(json.dumps([dict(zip(fields, r, strict=False)) for r in rows], indent=2))
         return 0
     if not rows and not show_all:
         err("Container(s) not found")

@@ -23,7 +23,7 @@ def load(relative_path: str) -> dict[str, str]:
     parts = _NAME.split(text)
     if len(parts) < 3:
         raise ValueError(f"include/sql/{relative_path} has no `-- name:` sections")
-    return {name: body.strip().rstrip(";").strip() for name, body in zip(parts[1::2], parts[2::2])}
+    return {name: body.strip().rstrip(";").strip() for name, body in zip(parts[1::2], parts[2::2], strict=False)}
 
 
 def statement(relative_path: str, name: str) -> str:

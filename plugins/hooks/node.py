@@ -10,7 +10,6 @@ holds one host per hook, hence this subclass.
 from __future__ import annotations
 
 import shlex
-import socket
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -109,7 +108,7 @@ class NodeHook(SSHHook):
                         self.log.info("[%s] %s", host, chunk.decode(errors="replace").rstrip())
                 while channel.recv_stderr_ready():
                     err += channel.recv_stderr(65536)
-            except socket.timeout:
+            except TimeoutError:
                 pass
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break

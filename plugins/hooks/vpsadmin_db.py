@@ -34,7 +34,7 @@ class VpsAdminDbHook(MySqlHook):
         with closing(self.get_conn()) as conn, closing(conn.cursor()) as cur:
             cur.execute(statement, parameters)
             names = [d[0] for d in cur.description or ()]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
 
     def named(self, file: str, name: str, parameters=None) -> list[dict]:
         return self.rows(sql.statement(f"vpsadmin/{file}", name), parameters)

@@ -312,7 +312,7 @@ class EncodingProbeOperator(_VpsAdminOperator, SkipMixin):
         changes = [] if not total else [
             f"mysqldump --skip-set-charset --default-character-set=latin1 {database} {' '.join(encoding.TABLES)}",
             f"mysql --default-character-set=utf8 {database}_airlift_enc < dump; verify every row",
-            f"after approval: swap the repaired tables in, drop the originals",
+            "after approval: swap the repaired tables in, drop the originals",
         ]
         if total and self.dry_run:
             self.log.info("%s: plan (%d rows):\n%s", self.step, total, "\n".join(changes))

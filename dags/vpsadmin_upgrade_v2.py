@@ -208,7 +208,8 @@ with DAG(
             body="The repaired copies were verified row by row:\n\n"
                  "```\n{{ ti.xcom_pull(task_ids='database.encoding_reload') }}\n```\n\n"
                  "**Approve** swaps them in and drops the originals (the latin1 dump stays as their "
-                 "backup). **Reject** leaves every table untouched and stops the run here.",
+                 "backup). **Reject** leaves every table untouched and stops the run here (the "
+                 "scratch copy stays for inspection; the next run replaces it).",
             ignore_downstream_trigger_rules=True,
             doc_md=step_doc("db.encoding", encoding_doc + " This is the approval gate before the drop."),
         )

@@ -115,9 +115,14 @@ class Lab:
         self.cfg.pid_file.unlink(missing_ok=True)
 
     def destroy(self) -> None:
-        """Stop the lab, drop its database and remove its directory."""
+        """Stop the lab, drop its database (and the scratch copies DAG runs left beside it,
+        e.g. after a rejected encoding fix) and remove its directory."""
         self.stop()
-        mysql.drop_database(self.cfg.mysql_kwargs(), self.cfg.vpsadmin_db)
+        kwargs = self.cfg.mysql_kwargs()
+        scratch = mysql.admin(kwargs, "SHOW DATABASES LIKE %s", (self.cfg.vpsadmin_db.replace("_", r"\_") + r"\_airlift%",))
+        for (name,) in scratch:
+            mysql.drop_database(kwargs, name)
+        mysql.drop_database(kwargs, self.cfg.vpsadmin_db)
         shutil.rmtree(self.cfg.root, ignore_errors=True)
 
     # -- what clients need ---------------------------------------------------------------

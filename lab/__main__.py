@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         info = lab.seed()
         lab.start()
         print(f"lab up: {len(HOSTS)} nodes on port {args.port}, database {args.db} "
-              f"({info.get('vps', '?')} VPSes); `python -m lab env` for the connections")
+              f"({info['counts']['vps']} VPSes); `python -m lab env` for the connections")
         return 0
     lab = Lab.load(lab_dir)
     if args.command == "seed":

@@ -81,3 +81,18 @@ def test_step_list_matches_the_shared_registry(name):
     theirs = [(s["id"], s["dag"]) for s in yaml.safe_load(shared.read_text())["steps"]]
     ours = [(s["id"], s["dag"]) for s in runbook(name)["steps"]]
     assert ours == theirs
+
+
+def test_parsing_loads_no_heavy_driver():
+    """DAG files are parsed every 30 s: the SSH, MySQL and pandas libraries load in tasks only."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from airflow.dag_processing.dagbag import DagBag; "
+            f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r}); assert bag.dags and not bag.import_errors; "
+            "print(sorted(m for m in ('paramiko', 'MySQLdb', 'pandas', 'asyncssh') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={**os.environ,
+                                        "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}:{ROOT / 'dags'}"})
+    assert out.stdout.strip().splitlines()[-1] == "[]"

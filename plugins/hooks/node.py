@@ -11,44 +11,20 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
+from airlift.connections import VPSADMIN_SSH
+from airlift.remote import NodeCommandError, Result
 from airlift.sql import INCLUDE_DIR
 
-
-@dataclass(frozen=True)
-class Result:
-    host: str
-    command: str
-    exit_status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    def tail(self, lines: int = 10) -> str:
-        text = (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).rstrip()
-        return "\n".join(text.splitlines()[-lines:])
-
-
-class NodeCommandError(Exception):
-    """A command on a node exited non-zero: names the node, the command, the exit code and
-    the last lines of its output."""
-
-    def __init__(self, result: Result):
-        super().__init__(
-            f"{result.host}: `{result.command}` exited {result.exit_status}\n{result.tail()}")
-        self.result = result
+__all__ = ["NodeCommandError", "NodeHook", "Result"]
 
 
 class NodeHook(SSHHook):
-    default_conn_name = "vpsadmin_ssh"
+    default_conn_name = VPSADMIN_SSH
     hook_name = "Cluster nodes (SSH)"
 
     def __init__(self, ssh_conn_id: str = default_conn_name, **kwargs):

@@ -12,10 +12,11 @@ from contextlib import closing
 from airflow.providers.mysql.hooks.mysql import MySqlHook
 
 from airlift import sql
+from airlift.connections import VPSADMIN_DB
 
 
 class VpsAdminDbHook(MySqlHook):
-    default_conn_name = "vpsadmin_db"
+    default_conn_name = VPSADMIN_DB
     hook_name = "vpsAdmin database"
 
     def __init__(self, mysql_conn_id: str = default_conn_name, **kwargs):

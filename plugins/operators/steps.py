@@ -12,8 +12,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airlift import sql
-from hooks.node import NodeCommandError, NodeHook
-from hooks.vpsadmin_db import VpsAdminDbHook
+from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
+from airlift.remote import NodeCommandError
 
 
 def step_record(step: str, dry_run: bool, changes: list[str], applied: bool, **details) -> dict:
@@ -29,11 +29,13 @@ class SqlStepOperator(BaseOperator):
     ui_color = "#e8f4fd"
 
     def __init__(self, *, sql_file: str, step: str, dry_run=True,
-                 mysql_conn_id: str = VpsAdminDbHook.default_conn_name, **kwargs):
+                 mysql_conn_id: str = VPSADMIN_DB, **kwargs):
         super().__init__(**kwargs)
         self.sql_file, self.step, self.dry_run, self.mysql_conn_id = sql_file, step, dry_run, mysql_conn_id
 
     def execute(self, context) -> dict:
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
         hook = VpsAdminDbHook(self.mysql_conn_id)
         statements = sql.load(f"vpsadmin/{self.sql_file}")
         to_change = int(hook.rows(statements["probe"])[0]["to_change"])
@@ -64,13 +66,15 @@ class NodeStepOperator(BaseOperator):
     ui_color = "#fdf3e8"
 
     def __init__(self, *, node, check: str, apply: str, step: str, dry_run=True,
-                 ssh_conn_id: str = NodeHook.default_conn_name, apply_timeout: float = 600, **kwargs):
+                 ssh_conn_id: str = VPSADMIN_SSH, apply_timeout: float = 600, **kwargs):
         kwargs.setdefault("map_index_template", "{{ task.node['server_name'] }}")
         super().__init__(**kwargs)
         self.node, self.check, self.apply, self.step = node, check, apply, step
         self.dry_run, self.ssh_conn_id, self.apply_timeout = dry_run, ssh_conn_id, apply_timeout
 
     def execute(self, context) -> dict:
+        from hooks.node import NodeHook
+
         hook = NodeHook(self.ssh_conn_id)
         name, address = self.node["server_name"], self.node["address"]
         try:

@@ -11,8 +11,8 @@ from airflow.sdk.bases.skipmixin import SkipMixin
 from airflow.sdk.exceptions import AirflowFailException
 
 from airlift import sql
-from hooks.node import NodeCommandError, NodeHook
-from hooks.vpsadmin_db import VpsAdminDbHook
+from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
+from airlift.remote import NodeCommandError
 from operators.steps import step_record
 from vpsadmin import crontab, encoding, mounts
 from vpsadmin.params import (
@@ -28,15 +28,20 @@ DB_VERSION = 15
 
 
 class _VpsAdminOperator(BaseOperator):
-    def __init__(self, *, mysql_conn_id: str = VpsAdminDbHook.default_conn_name,
-                 ssh_conn_id: str = NodeHook.default_conn_name, **kwargs):
+    """Hooks are built on use, so parsing a DAG loads neither paramiko nor MySQLdb."""
+
+    def __init__(self, *, mysql_conn_id: str = VPSADMIN_DB, ssh_conn_id: str = VPSADMIN_SSH, **kwargs):
         super().__init__(**kwargs)
         self.mysql_conn_id, self.ssh_conn_id = mysql_conn_id, ssh_conn_id
 
-    def db(self) -> VpsAdminDbHook:
+    def db(self):
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
         return VpsAdminDbHook(self.mysql_conn_id)
 
-    def nodes(self) -> NodeHook:
+    def nodes(self):
+        from hooks.node import NodeHook
+
         return NodeHook(self.ssh_conn_id)
 
 
@@ -78,7 +83,11 @@ class PreflightOperator(_VpsAdminOperator):
         api_host = self.api_host or nodes.default_host
         db_host = self.db_host or db.host
         try:
-            nodes.run(api_host, "true", timeout=30)
+            for label, address in (("api_host", api_host), ("db_host", db_host)):
+                try:
+                    nodes.run(address, "true", timeout=30)
+                except Exception as exc:  # refused, unknown host key, auth: all end the run here
+                    raise_if([f"cannot reach {label} {address} over SSH: {exc}"])
             found_dir = nodes.run(db_host, ["test", "-d", self.backup_dir], check=False, timeout=30)
             dump_tools = nodes.run(db_host, "command -v mysqldump mysql mysql_tzinfo_to_sql", check=False)
         finally:

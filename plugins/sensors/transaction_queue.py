@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk.bases.sensor import BaseSensorOperator
 
-from hooks.vpsadmin_db import VpsAdminDbHook
+from airlift.connections import VPSADMIN_DB
 
 
 class TransactionQueueSensor(BaseSensorOperator):
@@ -17,7 +17,7 @@ class TransactionQueueSensor(BaseSensorOperator):
     ui_color = "#eaf7ea"
 
     def __init__(self, *, server_id: int | None = None,
-                 mysql_conn_id: str = VpsAdminDbHook.default_conn_name, **kwargs):
+                 mysql_conn_id: str = VPSADMIN_DB, **kwargs):
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 5)
         kwargs.setdefault("timeout", 6 * 3600)
@@ -25,6 +25,8 @@ class TransactionQueueSensor(BaseSensorOperator):
         self.server_id, self.mysql_conn_id = server_id, mysql_conn_id
 
     def poke(self, context) -> bool:
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
         hook = VpsAdminDbHook(self.mysql_conn_id)
         if self.server_id is not None:
             pending = hook.queue_length(int(self.server_id))

@@ -1,0 +1,5 @@
+"""Default Airflow connection ids (plain strings, so DAG files can name them without
+importing the hooks and their drivers at parse time)."""
+
+VPSADMIN_DB = "vpsadmin_db"    # the vpsAdmin MySQL database; `schema` names it
+VPSADMIN_SSH = "vpsadmin_ssh"  # SSH credentials; host = the API/web host, extra `known_hosts`

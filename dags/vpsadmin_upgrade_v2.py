@@ -137,8 +137,10 @@ with DAG(
         )
         wait_transactions = TransactionQueueSensor(
             task_id="wait_transactions",
+            failed_since="{{ (ti.xcom_pull(task_ids='prerequisites.delete_backup_mounts') or {}).get('first_t_id') }}",
             doc_md=step_doc("prereq.wait-transactions",
-                            "Waits for the daemons to finish everything queued, the unmounts included."),
+                            "Waits for the daemons to finish everything queued, the unmounts included, "
+                            "and fails naming each one if a transaction the mount deletion queued failed."),
         )
         prerequisites_report = SectionReportOperator(
             task_id="report", section="Prerequisites",
@@ -171,7 +173,7 @@ with DAG(
         stop_daemons = NodeStepOperator.partial(
             task_id="stop_daemons", step="db.stop-daemons",
             check="service vpsadmind status >/dev/null 2>&1; test $? -eq 3",
-            apply="service vpsadmind stop", dry_run=DRY_RUN,
+            apply="service vpsadmind stop", dry_run=DRY_RUN, max_active_tis_per_dagrun=4,
             doc_md=step_doc("db.stop-daemons",
                             "Stops vpsAdmind on every node: 1.22 watches the MyISAM UPDATE_TIME of "
                             "`transactions`, which the InnoDB conversion takes away."),

@@ -142,3 +142,21 @@ def test_bad_params_fail_first_and_change_nothing(lab_world, capfd, conf, messag
     assert all(s in ("upstream_failed", None) for t, s in tis.items() if t != "preflight.check_params"), tis
     assert message in capfd.readouterr().out
     assert diff_states(before, world_state(lab)) == []
+
+
+def test_a_failed_unmount_stops_the_run_and_names_the_transaction(lab_world, capfd):
+    """A backup mount someone already unmounted by hand: vpsAdmind's umount fails (exit 32,
+    as 1.22 accepts no other exit code there); the wait step names the failed transaction and
+    the run stops before the database section."""
+    lab = lab_world()
+    veid = min(backup_mounted_running_vpses(lab))
+    node = next(n for n in ("node1", "node2") if node_file(lab, n, f"/etc/vz/conf/{veid}.conf"))
+    mtab = lab.node_root(node) / "var/lib/lab/mounts"
+    mtab.write_text("".join(line for line in mtab.read_text().splitlines(keepends=True)
+                            if f"/vz/root/{veid}/mnt/backup\t" not in line))
+    state, tis, _ = run_dag(DAG_ID, real_run_conf(require_approval=False))
+    assert state == "failed"
+    assert tis["prerequisites.wait_transactions"] == "failed"
+    assert tis["database.remove_stray_vps"] == "upstream_failed"
+    out = capfd.readouterr().out
+    assert "type 5303 on node" in out and f"VPS {veid}" in out and "not mounted" in out

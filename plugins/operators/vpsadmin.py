@@ -234,6 +234,7 @@ class BackupMountsDeleteOperator(_VpsAdminOperator):
         self.log.info("%s: %s\n%s", self.step, "plan" if self.dry_run else "deleting", "\n".join(changes))
         if self.dry_run:
             return step_record(self.step, True, changes, False)
+        first_t_id = db.named("transactions.sql", "next_id")[0]["next_id"]
         queue = sql.statement("vpsadmin/delete_backup_mounts.sql", "queue_transaction")
         delete = sql.statement("vpsadmin/delete_backup_mounts.sql", "delete_mount")
         for entry in plan:
@@ -241,7 +242,7 @@ class BackupMountsDeleteOperator(_VpsAdminOperator):
             statements.append((delete, {"id": entry["mount_id"]}))
             db.execute_in_transaction(statements)
         self.log.info("%s: deleted %d mount(s)", self.step, len(plan))
-        return step_record(self.step, False, changes, True)
+        return step_record(self.step, False, changes, True, first_t_id=first_t_id)
 
 
 class InnoDbOperator(_VpsAdminOperator):

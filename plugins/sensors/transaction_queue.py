@@ -8,21 +8,26 @@ in reschedule mode: between pokes it holds no worker slot.
 from __future__ import annotations
 
 from airflow.sdk.bases.sensor import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airlift.connections import VPSADMIN_DB
 
 
 class TransactionQueueSensor(BaseSensorOperator):
-    template_fields = ("server_id",)
+    """:param server_id: watch one node's queue only.
+    :param failed_since: once drained, fail (not retried) if a transaction with this id or a
+        later one finished with t_success = 0, naming each: what a step queued must succeed."""
+
+    template_fields = ("server_id", "failed_since")
     ui_color = "#eaf7ea"
 
-    def __init__(self, *, server_id: int | None = None,
+    def __init__(self, *, server_id: int | None = None, failed_since: int | None = None,
                  mysql_conn_id: str = VPSADMIN_DB, **kwargs):
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 5)
         kwargs.setdefault("timeout", 6 * 3600)
         super().__init__(**kwargs)
-        self.server_id, self.mysql_conn_id = server_id, mysql_conn_id
+        self.server_id, self.failed_since, self.mysql_conn_id = server_id, failed_since, mysql_conn_id
 
     def poke(self, context) -> bool:
         from hooks.vpsadmin_db import VpsAdminDbHook
@@ -38,4 +43,11 @@ class TransactionQueueSensor(BaseSensorOperator):
         self.log.info("transactions queued or running: %d%s", total, f" ({detail})" if detail else "")
         if total:
             self.log.info("the queue drains only where vpsadmind runs (`service vpsadmind status`)")
-        return total == 0
+            return False
+        if self.failed_since:
+            failed = hook.named("transactions.sql", "failed_since", {"first_id": int(self.failed_since)})
+            if failed:
+                raise AirflowFailException("transactions failed:\n" + "\n".join(
+                    f"t_id {t['t_id']} type {t['t_type']} on node {t['t_server']} VPS {t['t_vps']}: {t['t_output']}"
+                    for t in failed))
+        return True

@@ -10,3 +10,6 @@ SELECT t_server, COUNT(*) AS pending FROM transactions WHERE t_done = 0 GROUP BY
 SELECT t_id, t_server, t_vps, t_type, t_output FROM transactions
 WHERE t_id >= %(first_id)s AND t_done = 1 AND t_success = 0
 ORDER BY t_id
+
+-- name: next_id
+SELECT COALESCE(MAX(t_id), 0) + 1 AS next_id FROM transactions

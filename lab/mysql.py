@@ -3,6 +3,7 @@ private instance started from the system's binaries under the lab directory."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -111,3 +112,11 @@ def clear_timezones(kwargs: dict) -> None:
     for table in ("time_zone", "time_zone_name", "time_zone_transition",
                   "time_zone_transition_type", "time_zone_leap_second"):
         admin(kwargs, f"TRUNCATE TABLE mysql.{table}")
+
+
+def load_timezones(kwargs: dict) -> None:
+    """What the runbook runs on the DB host, here against the lab's server."""
+    tzinfo = subprocess.run(["mysql_tzinfo_to_sql", "/usr/share/zoneinfo"], capture_output=True, check=True)
+    subprocess.run(["mysql", f"--host={kwargs['host']}", f"--port={kwargs['port']}", f"--user={kwargs['user']}",
+                    "mysql"], input=tzinfo.stdout, capture_output=True, check=True,
+                   env={**os.environ, "MYSQL_PWD": kwargs["passwd"]})

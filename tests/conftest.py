@@ -40,6 +40,19 @@ def airflow_db():
     return _AIRFLOW_HOME
 
 
+@pytest.fixture(scope="session", autouse=True)
+def keep_server_timezones(tmp_path_factory):
+    """The lab worlds empty the server's mysql.time_zone* (v1.22 servers never loaded them);
+    the machine's shared MariaDB gets them back after the session if it had them before."""
+    from lab import mysql
+
+    kwargs = mysql.resolve(tmp_path_factory.mktemp("mysql"), os.environ.get("LAB_MYSQL_URL"))
+    had = mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]
+    yield
+    if had and not mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]:
+        mysql.load_timezones(kwargs)
+
+
 @pytest.fixture
 def lab_world(tmp_path, monkeypatch):
     """Factory: a fresh lab cluster (v1.22 world, own database name, own SSH port), started,

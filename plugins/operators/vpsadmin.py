@@ -27,6 +27,11 @@ from vpsadmin.params import (
 DB_VERSION = 15
 
 
+def _run_label(context) -> str:
+    """A file-name-safe label of the DAG run, so each run's files are its own."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in context["run_id"])
+
+
 class _VpsAdminOperator(BaseOperator):
     """Hooks are built on use, so parsing a DAG loads neither paramiko nor MySQLdb."""
 
@@ -192,9 +197,6 @@ class CrontabDisableOperator(_VpsAdminOperator):
                 return step_record(self.step, True, changes, False)
             if not nodes.run(host, ["test", "-e", self.saved_copy], check=False).ok:
                 nodes.run(host, f"umask 077; cat > {shlex.quote(self.saved_copy)}", stdin=current.stdout)
-            saved = nodes.run(host, ["cat", self.saved_copy]).stdout
-            if crontab.active_jobs(saved) != crontab.active_jobs(current.stdout) and crontab.active_jobs(current.stdout):
-                self.log.warning("%s: %s holds an older crontab; keeping it", self.step, self.saved_copy)
             nodes.run(host, ["crontab", "-"], stdin=new_text)
             if crontab.active_jobs(nodes.run(host, ["crontab", "-l"]).stdout):
                 raise AirflowFailException(f"{self.step}: jobs still active on {host} after installing the new crontab")
@@ -282,11 +284,6 @@ class InnoDbOperator(_VpsAdminOperator):
         if left:
             raise AirflowFailException(f"{self.step}: still not InnoDB: {', '.join(left)}")
         return step_record(self.step, False, changes, True)
-
-
-def _run_label(context) -> str:
-    """A file-name-safe label of the DAG run, so each run's files are its own."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in context["run_id"])
 
 
 class EncodingProbeOperator(_VpsAdminOperator, SkipMixin):

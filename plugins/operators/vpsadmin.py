@@ -221,13 +221,12 @@ class BackupMountsDeleteOperator(_VpsAdminOperator):
 
     def execute(self, context) -> dict:
         db = self.db()
-        backup_mounts = db.named("delete_backup_mounts.sql", "backup_mounts")
+        rows = db.named("delete_backup_mounts.sql", "mounts")
+        backup_mounts = [r for r in rows if r["is_backup"]]
         if not backup_mounts:
             self.log.info("%s: no backup mounts left", self.step)
             return step_record(self.step, self.dry_run, [], False)
-        vps_ids = sorted({m["vps_id"] for m in backup_mounts})
-        plan = mounts.plan_deletions(backup_mounts, db.named("delete_backup_mounts.sql", "vps_mounts",
-                                                             {"vps_ids": vps_ids}))
+        plan = mounts.plan_deletions(backup_mounts, [r for r in rows if not r["default"]])
         changes = []
         for entry in plan:
             types = ", ".join(str(t.t_type) for t in entry["transactions"]) or "none (template)"

@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from lab import Lab
+from lab import Lab, mysql
 from lab.config import DEFAULT_SSH_PORT, default_lab_dir
 from lab.topology import HOSTS, host
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print("world re-seeded")
     elif args.command == "down":
         lab.stop()
+        if lab.cfg.mysql_port == mysql.PRIVATE_PORT:
+            mysql.stop_private(lab.cfg.root)
         print("lab down")
     elif args.command == "status":
         return status(lab)

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from lab.airflow_env import airflow_env
+
 ROOT = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airlift-airflow-"))
 # Before anything imports airflow: the settings are read at import time.
+os.environ.update(airflow_env(_AIRFLOW_HOME))
 os.environ.update({
-    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
 })

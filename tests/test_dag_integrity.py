@@ -83,6 +83,23 @@ def test_step_list_matches_the_shared_registry(name):
     assert ours == theirs
 
 
+def test_dags_import_after_airflow_loads_the_plugins_folder():
+    """What a scheduler or dag-processor does first: load plugins/ (whose packages must not be
+    loaded as plugin modules, see plugins/.airflowignore), then parse the DAGs."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from airflow import plugins_manager; plugins_manager.ensure_plugins_loaded(); "
+            "assert plugins_manager.get_import_errors() == {}, plugins_manager.get_import_errors(); "
+            "from airflow.dag_processing.dagbag import DagBag; "
+            f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r}); print(bag.import_errors or 'ok')")
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'dags'}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", env=env)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr
+
+
 def test_parsing_loads_no_heavy_driver():
     """DAG files are parsed every 30 s: the SSH, MySQL and pandas libraries load in tasks only."""
     import os

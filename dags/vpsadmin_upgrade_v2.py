@@ -37,6 +37,7 @@ from sensors.transaction_queue import TransactionQueueSensor
 from vpsadmin.encoding import TABLES as ENCODING_TABLES
 
 DRY_RUN = "{{ params.dry_run }}"
+NODE_LABEL = "{{ task.node['server_name'] }}"  # mapped per-node tasks are labelled by node
 SETTINGS = "{{ ti.xcom_pull(task_ids='preflight.check_params') }}"
 INVENTORY = "{{ ti.xcom_pull(task_ids='preflight.inventory') }}"
 
@@ -116,7 +117,7 @@ with DAG(
         )
         install_nc = NodeStepOperator.partial(
             task_id="install_nc", step="prereq.install-nc", check="rpm -q nc", apply="yum -y install nc",
-            dry_run=DRY_RUN, max_active_tis_per_dagrun=4,
+            dry_run=DRY_RUN, max_active_tis_per_dagrun=4, map_index_template=NODE_LABEL,
             doc_md=step_doc("prereq.install-nc", "`yum install nc` on every node that lacks it."),
         ).expand(node=inventory.output)
         disable_cron = CrontabDisableOperator(
@@ -174,6 +175,7 @@ with DAG(
             task_id="stop_daemons", step="db.stop-daemons",
             check="service vpsadmind status >/dev/null 2>&1; test $? -eq 3",
             apply="service vpsadmind stop", dry_run=DRY_RUN, max_active_tis_per_dagrun=4,
+            map_index_template=NODE_LABEL,
             doc_md=step_doc("db.stop-daemons",
                             "Stops vpsAdmind on every node: 1.22 watches the MyISAM UPDATE_TIME of "
                             "`transactions`, which the InnoDB conversion takes away."),

@@ -109,6 +109,18 @@ def test_plan_mode_changes_nothing(lab_world):
     assert state == "success", tis
     assert answered == []
     assert diff_states(before, world_state(lab)) == []
+    assert mapped_labels("prerequisites.install_nc") >= {"node1.prg.vpsfree.cz", "backup1.brq.vpsfree.cz"}
+
+
+def mapped_labels(task_id: str) -> set[str]:
+    """What the UI shows for the mapped instances of a task."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return set(session.scalars(select(TaskInstance.rendered_map_index).where(
+            TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == task_id)).all())
 
 
 def test_reject_at_the_gate_leaves_the_tables_untouched(lab_world):
@@ -160,3 +172,4 @@ def test_a_failed_unmount_stops_the_run_and_names_the_transaction(lab_world, cap
     assert tis["database.remove_stray_vps"] == "upstream_failed"
     out = capfd.readouterr().out
     assert "type 5303 on node" in out and f"VPS {veid}" in out and "not mounted" in out
+

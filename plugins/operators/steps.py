@@ -60,14 +60,14 @@ class SqlStepOperator(BaseOperator):
 class NodeStepOperator(BaseOperator):
     """A step on one node: `check` (a shell snippet) exits 0 when the node is already done;
     otherwise `apply` runs, and `check` must pass afterwards. Map it over the inventory with
-    `.expand(node=...)`; the node dict needs `server_name` and `address`."""
+    `.partial(..., map_index_template="{{ task.node['server_name'] }}").expand(node=...)`;
+    the node dict needs `server_name` and `address`."""
 
     template_fields = ("node", "dry_run")
     ui_color = "#fdf3e8"
 
     def __init__(self, *, node, check: str, apply: str, step: str, dry_run=True,
                  ssh_conn_id: str = VPSADMIN_SSH, apply_timeout: float = 600, **kwargs):
-        kwargs.setdefault("map_index_template", "{{ task.node['server_name'] }}")
         super().__init__(**kwargs)
         self.node, self.check, self.apply, self.step = node, check, apply, step
         self.dry_run, self.ssh_conn_id, self.apply_timeout = dry_run, ssh_conn_id, apply_timeout

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SSH_PORT = 2222
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a lab's SSH next to another lab's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def default_lab_dir() -> Path:

@@ -21,7 +21,7 @@ def lab(tmp_path_factory):
     import uuid
 
     from lab import Lab
-    from tests.conftest import free_port
+    from lab.config import free_port
 
     lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
                      vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures, a baseline measured in the same run, and the ratio."""

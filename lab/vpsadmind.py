@@ -41,6 +41,11 @@ LIMIT 6
 """
 
 
+def _words(options: str) -> str:
+    """Mount options from the database as separate, quoted words (1.22 pasted them raw)."""
+    return shlex.join(shlex.split(options or ""))
+
+
 class CommandFailed(Exception):
     def __init__(self, command: str, status: int, output: str):
         super().__init__(f"command '{command}' failed with exit status {status}")
@@ -140,12 +145,12 @@ class Vpsadmind(threading.Thread):
         elif t_type == 5302:
             self.runscript(veid, params, "premount")
             self.sh(f"mkdir -p {shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
-            self.sh(f"mount {params['mount_opts']} -o {params['mode']} {shlex.quote(params['src'])} "
-                    f"{shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
+            self.sh(f"mount {_words(params['mount_opts'])} -o {shlex.quote(params['mode'])} "
+                    f"{shlex.quote(params['src'])} {shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
             self.runscript(veid, params, "postmount")
         elif t_type == 5303:
             self.runscript(veid, params, "preumount")
-            self.sh(f"umount {params.get('umount_opts', '')} "
+            self.sh(f"umount {_words(params.get('umount_opts', ''))} "
                     f"{shlex.quote(ve_root + '/' + params['dst'].lstrip('/'))}")
             self.runscript(veid, params, "postumount")
         elif t_type in (1001, 1002, 1003):

@@ -80,7 +80,7 @@ class PreflightOperator(_VpsAdminOperator):
         if str(found) != str(DB_VERSION):
             raise_if([f"database {db.database} is not vpsAdmin v1.22 (sysconfig db_version {found!r}, "
                       f"expected {DB_VERSION})"])
-        names = {s["server_name"] for s in db.servers()} | {s["server_name"].split(".")[0] for s in db.servers()}
+        names = {n for s in db.servers() for n in (s["server_name"], s["server_name"].split(".")[0])}
         raise_if([f"skip_nodes: no server named {n!r} in the servers table" for n in self.skip_nodes
                   if n not in names])
 

@@ -136,7 +136,7 @@ class HitlResponder(threading.Thread):
 
 def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_gate=None):
     """Run a DAG with dag.test() (tasks in this process, against the lab) and return
-    (dag_run state, {task_id[map_index]: state}, answered gates)."""
+    (dag_run state, {task_id or task_id[label]: state}, answered gates)."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.session import create_session
 
@@ -149,6 +149,7 @@ def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_g
         dr = session.get(DagRun, dag_run.id)
         states = {}
         for ti in dr.get_task_instances(session=session):
-            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            # mapped instances by the label the UI shows (map_index_template), else their index
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"
             states[key] = ti.state
         return dr.state, states, responder.answered

@@ -55,7 +55,8 @@ def run_in_node(root: Path, command: str, stdin: bytes | None = None,
     )
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a node file, creating its directories."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
@@ -88,12 +89,12 @@ def build_node(cfg: LabConfig, host: LabHost, node_key: Path) -> Path:
     for name in ("passwd", "group", "nsswitch.conf", "shells"):
         if Path("/etc", name).exists():
             shutil.copy(Path("/etc", name), root / "etc" / name)
-    _write(root / "etc/hostname", host.name + "\n")
-    _write(root / "etc/hosts", _etc_hosts())
+    write_file(root / "etc/hostname", host.name + "\n")
+    write_file(root / "etc/hosts", _etc_hosts())
     (root / "etc/localtime").symlink_to("/usr/share/zoneinfo/Europe/Prague")
-    _write(root / "etc/redhat-release", "CentOS release 6.7 (Final)\n")
+    write_file(root / "etc/redhat-release", "CentOS release 6.7 (Final)\n")
     # ssh from inside a node reaches the other nodes on the lab's shared port, keys checked.
-    _write(root / "etc/ssh/ssh_config",
+    write_file(root / "etc/ssh/ssh_config",
            f"Host *\n  Port {cfg.ssh_port}\n  User root\n  IdentityFile /root/.ssh/id_ed25519\n"
            "  UserKnownHostsFile /etc/ssh/ssh_known_hosts\n  StrictHostKeyChecking yes\n"
            "  BatchMode yes\n")
@@ -102,8 +103,8 @@ def build_node(cfg: LabConfig, host: LabHost, node_key: Path) -> Path:
     (root / "root/.ssh/id_ed25519").chmod(0o600)
     shutil.copy(node_key.with_suffix(".pub"), root / "root/.ssh/id_ed25519.pub")
     install_tools(root)
-    _write(root / "etc/init.d/crond", "#!/bin/sh\n# lab: service state is kept by `service`\n", 0o755)
-    _write(root / "var/lib/lab/services/crond", "running\n")
+    write_file(root / "etc/init.d/crond", "#!/bin/sh\n# lab: service state is kept by `service`\n", 0o755)
+    write_file(root / "var/lib/lab/services/crond", "running\n")
     return root
 
 

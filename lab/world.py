@@ -9,10 +9,10 @@ crontab and the web interface config on the API/web host, client credentials on 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lab.config import LabConfig
+from lab.nodes import write_file
 from lab.topology import HOSTS, host_with_role
 from lab.vpsadmind import mount_scripts
 
@@ -39,12 +39,6 @@ exec service vpsadmind "$@"
 DB_BACKUP_DIR = "/var/backups/vpsadmin"
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-
-
 def _rows(conn, sql: str, params=None) -> list[dict]:
     cur = conn.cursor()
     cur.execute(sql, params)
@@ -61,13 +55,13 @@ def lay_out(cfg: LabConfig, conn) -> None:
         node = next(h for h in HOSTS if h.server and h.server["server_id"] == server["server_id"])
         _hypervisor_files(cfg.node_root(node.name), server["server_id"], conn)
     api = cfg.node_root(host_with_role("api").name)
-    _write(api / "var/spool/cron/root", CLUSTER_CRONTAB, 0o600)
-    _write(api / "var/www/vpsadmin/config.php",
+    write_file(api / "var/spool/cron/root", CLUSTER_CRONTAB, 0o600)
+    write_file(api / "var/www/vpsadmin/config.php",
            "<?php\ndefine('DB_HOST', 'db');\ndefine('DB_USER', 'vpsadmin');\n"
            f"define('DB_NAME', '{cfg.vpsadmin_db}');\ndefine('WWW_ROOT', '/var/www/vpsadmin/');\n")
     (api / "var/log/vpsadmin").mkdir(parents=True, exist_ok=True)
     db = cfg.node_root(host_with_role("db").name)
-    _write(db / "root/.my.cnf",
+    write_file(db / "root/.my.cnf",
            f"[client]\nhost={cfg.mysql_host}\nport={cfg.mysql_port}\nuser={cfg.mysql_user}\n"
            f"password={cfg.mysql_password}\n", 0o600)
     (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -75,18 +69,18 @@ def lay_out(cfg: LabConfig, conn) -> None:
 
 def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:
     root = cfg.node_root(host.name)
-    _write(root / "etc/init.d/vpsadmind", VPSADMIND_INIT, 0o755)
-    _write(root / "var/lib/lab/services/vpsadmind", "running\n")
-    _write(root / "opt/vpsadmind/VERSION", "1.22.0\n")
-    _write(root / "opt/vpsadmind/vpsadmind.rb", "#!/usr/bin/env ruby\n# vpsAdmind 1.22 (lab)\n", 0o755)
-    _write(root / "etc/vpsadmin/config.yml",
+    write_file(root / "etc/init.d/vpsadmind", VPSADMIND_INIT, 0o755)
+    write_file(root / "var/lib/lab/services/vpsadmind", "running\n")
+    write_file(root / "opt/vpsadmind/VERSION", "1.22.0\n")
+    write_file(root / "opt/vpsadmind/vpsadmind.rb", "#!/usr/bin/env ruby\n# vpsAdmind 1.22 (lab)\n", 0o755)
+    write_file(root / "etc/vpsadmin/config.yml",
            f":db:\n  :host: {cfg.mysql_host}\n  :user: vpsadmin\n  :name: {cfg.vpsadmin_db}\n"
            f":vpsadmin:\n  :server_id: {host.server['server_id']}\n  :domain: vpsfree.cz\n"
            "  :threads: 6\n  :check_interval: 1\n", 0o600)
 
 
 def _hypervisor_files(root: Path, server_id: int, conn) -> None:
-    _write(root / "etc/vz/vz.conf", 'VE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\n')
+    write_file(root / "etc/vz/vz.conf", 'VE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\n')
     vpses = _rows(conn, """
         SELECT v.vps_id, v.vps_hostname, COALESCE(s.vps_up, 0) AS up, v.vps_onboot,
                t.templ_name, GROUP_CONCAT(ip.ip_addr ORDER BY ip.ip_id SEPARATOR ' ') AS ips
@@ -97,13 +91,13 @@ def _hypervisor_files(root: Path, server_id: int, conn) -> None:
         WHERE v.vps_server = %s GROUP BY v.vps_id""", (server_id,))
     for vps in vpses:
         veid = vps["vps_id"]
-        _write(root / f"etc/vz/conf/{veid}.conf",
+        write_file(root / f"etc/vz/conf/{veid}.conf",
                f'ONBOOT="{"yes" if vps["vps_onboot"] else "no"}"\n'
                f'VE_ROOT="/vz/root/$VEID"\nVE_PRIVATE="/vz/private/$VEID"\n'
                f'OSTEMPLATE="{vps["templ_name"] or "scientific-6-x86_64"}"\n'
                f'HOSTNAME="{vps["vps_hostname"]}"\nIP_ADDRESS="{vps["ips"] or ""}"\n')
-        _write(root / f"var/lib/lab/vz/{veid}", "running\n" if vps["up"] else "stopped\n")
-        _write(root / f"vz/private/{veid}/etc/hostname", f"{vps['vps_hostname']}\n")
+        write_file(root / f"var/lib/lab/vz/{veid}", "running\n" if vps["up"] else "stopped\n")
+        write_file(root / f"vz/private/{veid}/etc/hostname", f"{vps['vps_hostname']}\n")
         (root / f"vz/root/{veid}").mkdir(parents=True, exist_ok=True)
     mounts = _rows(conn, """
         SELECT m.id, m.vps_id, m.dst, m.mount_opts, m.umount_opts, m.mode, COALESCE(st.vps_up, 0) AS up,
@@ -123,10 +117,10 @@ def _hypervisor_files(root: Path, server_id: int, conn) -> None:
         (root / target.lstrip("/")).mkdir(parents=True, exist_ok=True)
         if m["up"]:
             mtab.append(f"{m['src']}\t{target}\tnfs\t{m['mode']},vers=3\n")
-    _write(root / "var/lib/lab/mounts", "".join(mtab))
+    write_file(root / "var/lib/lab/mounts", "".join(mtab))
     for veid, vps_mounts in by_vps.items():
         for suffix, text in zip(("mount", "umount"), mount_scripts(vps_mounts), strict=False):
-            _write(root / f"etc/vz/conf/{veid}.{suffix}", text, 0o755)
+            write_file(root / f"etc/vz/conf/{veid}.{suffix}", text, 0o755)
 
 
 def summary(conn) -> dict:
@@ -137,5 +131,5 @@ def summary(conn) -> dict:
                       ("pending_transactions", "SELECT COUNT(*) FROM transactions WHERE t_done = 0")):
         cur = conn.cursor()
         cur.execute(sql)
-        counts[name] = cur.fetchone()[0]
-    return json.loads(json.dumps(counts))
+        counts[name] = int(cur.fetchone()[0])
+    return counts

@@ -17,7 +17,10 @@ from lab.config import LabConfig
 from lab.topology import HOSTS, LabHost
 
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
-TOOL_NAMES = ("service", "crontab", "yum", "rpm", "mount", "umount", "vzctl", "vzlist")
+# Tool name on the node's PATH -> the simulator under lab/tools/ that answers to it.
+# labtool.py is multi-call (it dispatches on its argv[0]); the others are one tool each.
+TOOLS = {name: "labtool.py" for name in
+         ("service", "crontab", "yum", "rpm", "mount", "umount", "vzctl", "vzlist")}
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -110,10 +113,11 @@ def build_node(cfg: LabConfig, host: LabHost, node_key: Path) -> Path:
 
 def install_tools(root: Path) -> None:
     lib = root / "usr/local/lib/airlift-lab"
-    shutil.copy(TOOLS_DIR / "labtool.py", lib / "labtool.py")
-    (lib / "labtool.py").chmod(0o755)
-    for name in TOOL_NAMES:
+    for program in sorted(set(TOOLS.values())):
+        shutil.copy(TOOLS_DIR / program, lib / program)
+        (lib / program).chmod(0o755)
+    for name, program in TOOLS.items():
         link = root / "usr/local/sbin" / name
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to("/usr/local/lib/airlift-lab/labtool.py")
+        link.symlink_to(f"/usr/local/lib/airlift-lab/{program}")

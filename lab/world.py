@@ -73,10 +73,13 @@ def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:
     write_file(root / "var/lib/lab/services/vpsadmind", "running\n")
     write_file(root / "opt/vpsadmind/VERSION", "1.22.0\n")
     write_file(root / "opt/vpsadmind/vpsadmind.rb", "#!/usr/bin/env ruby\n# vpsAdmind 1.22 (lab)\n", 0o755)
-    write_file(root / "etc/vpsadmin/config.yml",
-           f":db:\n  :host: {cfg.mysql_host}\n  :user: vpsadmin\n  :name: {cfg.vpsadmin_db}\n"
+    # The 1.22 layout of /etc/vpsadmin/vpsadmind.yml (threads, handlers, backuper; no queues).
+    write_file(root / "etc/vpsadmin/vpsadmind.yml",
+           f":db:\n  :host: {cfg.mysql_host}:{cfg.mysql_port}\n  :user: {cfg.mysql_user}\n"
+           f"  :pass: '{cfg.mysql_password or ''}'\n  :name: {cfg.vpsadmin_db}\n"
            f":vpsadmin:\n  :server_id: {host.server['server_id']}\n  :domain: vpsfree.cz\n"
-           "  :threads: 6\n  :check_interval: 1\n", 0o600)
+           "  :threads: 6\n  :check_interval: 1\n  :status_interval: 30\n"
+           ":backuper:\n  :lock_interval: 30\n  :mountpoint: /mnt/vpsadmin-backup\n", 0o600)
 
 
 def _hypervisor_files(root: Path, server_id: int, conn) -> None:

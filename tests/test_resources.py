@@ -172,3 +172,24 @@ def test_existing_allocation_is_never_lowered():
     # A higher minimum raises it.
     plan = r.plan_assignment(**{**frames, "user_resources": ur}, minimums={"default": {"ipv4": 3}})
     assert plan.raised_user_resources[["user_id", "resource", "value"]].values.tolist() == [[1, "ipv4", 3], [2, "ipv4", 3]]
+
+
+def test_unconfirmed_uses_mark_the_object_translated_but_do_not_count():
+    frames = applied(r.plan_assignment(**world()), world())
+    uses = frames["uses"].assign(confirmed=1)
+    uses.loc[uses["resource"] == "ipv4", "confirmed"] = 0
+    plan = r.plan_assignment(**{**frames, "uses": uses}, minimums={"default": {"ipv4": 0}})
+    assert plan.new_uses.empty and values(plan, 1)["ipv4"] == 2  # kept: never lowered
+    plan = r.plan_assignment(**{**frames, "uses": uses, "user_resources": frames["user_resources"].iloc[:0]},
+                             minimums={"default": {"ipv4": 0}})
+    assert values(plan, 1)["ipv4"] == 0
+
+
+@pytest.mark.parametrize("text, value", [("--- 61440\n...\n", 61440), ("--- 0\n", 0), ("102400", 102400),
+                                         (None, None), ("", None)])
+def test_property_values(text, value):
+    assert r.property_int(text) == value
+
+
+def test_property_text_reads_back():
+    assert r.property_text(122880) == "--- 122880\n...\n" and r.property_int(r.property_text(122880)) == 122880

@@ -46,6 +46,22 @@ DATASET_IN_POOL_OBJECT = ("DatasetInPool", "dataset_in_pools")
 USE_COLUMNS = ["user_id", "environment_id", "resource", "class_name", "table_name", "row_id", "value"]
 
 
+def property_int(text) -> int | None:
+    """An integer dataset property as stored: `serialize :value` keeps a YAML dump
+    ("--- 61440\n...\n"); a bare number is read as well. None/empty: None."""
+    if text is None:
+        return None
+    body = str(text).strip()
+    if body.startswith("---"):
+        body = body[3:].split("\n...", 1)[0].strip()
+    return int(body) if body else None
+
+
+def property_text(value: int) -> str:
+    """What Rails writes for an integer property value (YAML.dump)."""
+    return f"--- {int(value)}\n...\n"
+
+
 class ResourceError(ValueError):
     """The database or the parameter cannot be translated; the message says what to fix."""
 
@@ -156,7 +172,8 @@ def plan_assignment(*, users: pd.DataFrame, environments: pd.DataFrame, vpses: p
     ip_counts: vps_id, ip_v, n. nas_datasets (on primary pools): dataset_in_pool_id, user_id,
     environment_id, ancestry, quota (MiB or None). refquotas: dataset_in_pool_id, value.
     user_resources (existing): user_id, environment_id, resource, value. uses (existing):
-    class_name, row_id, user_id, environment_id, resource, value.
+    class_name, row_id, user_id, environment_id, resource, value, confirmed (optional; only
+    confirmed = 1 counts towards the totals, as UserClusterResource#used sums them).
     """
     minimum = minimums_frame(environments, minimums)
     env_ids = set(environments["id"])
@@ -209,7 +226,8 @@ def plan_assignment(*, users: pd.DataFrame, environments: pd.DataFrame, vpses: p
 
     # Totals from every use (old and new), raised to the minimum; existing rows never lowered.
     keys = ["user_id", "environment_id", "resource"]
-    all_uses = pd.concat([uses[keys + ["value"]], new_uses[keys + ["value"]]], ignore_index=True)
+    counted = uses[uses["confirmed"] == 1] if "confirmed" in uses else uses
+    all_uses = pd.concat([counted[keys + ["value"]], new_uses[keys + ["value"]]], ignore_index=True)
     totals = all_uses.groupby(keys, as_index=False)["value"].sum()
     grid = (users[["user_id"]].merge(environments[["id"]].rename(columns={"id": "environment_id"}), how="cross")
             .merge(pd.DataFrame({"resource": RESOURCES}), how="cross"))

@@ -1,0 +1,259 @@
+"""Steps resources.assign and users.environment-configs.
+
+The work is in two core functions that take a DB-API connection to the vpsAdmin database
+(MySQLdb), so the tests and the bench run exactly what the operators run:
+
+- assign_cluster_resources(conn, minimums=..., dry_run=...): reads the few tables once into
+  pandas frames, plans with vpsadmin.resources.plan_assignment, writes the plan through
+  temporary tables with set-based statements in one transaction, then plans again from the
+  database and fails unless nothing is left to do;
+- create_environment_configs(conn, playground_environments=..., dry_run=...): one
+  INSERT ... SELECT of the missing (environment, user) pairs.
+
+Both return the details of a step record; plan mode (dry_run) reads and logs, writes nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airlift import sql
+from airlift.connections import VPSADMIN_DB
+from airlift.steps import step_doc
+from operators.steps import step_record
+
+log = logging.getLogger(__name__)
+
+RESOURCES_SQL = "vpsadmin/cluster_resources.sql"
+ENV_CONFIGS_SQL = "vpsadmin/environment_configs.sql"
+INPUTS = ("users", "environments", "vpses", "vps_configs", "ip_counts", "nas_datasets", "refquotas",
+          "user_resources", "uses")
+# executemany() sends one multi-row INSERT per this many bytes (MySQLdb's default is 64 KiB).
+MAX_STATEMENT_BYTES = 4 << 20
+
+RESOURCES_DIFFERENCES = (
+    "Differs from the runbook's assign_cluster_resources.rb: CPU configs matched as cpu-<N>c-<limit> "
+    "(the runbook text's cpu-(\\d+)-\\d+ matches no config); re-runnable (objects that have uses are "
+    "not translated again, missing user_cluster_resources rows are added, existing ones only raised); "
+    "minimums per environment label from the `resource_minimums` param; no PaperTrail `versions` rows.")
+
+
+def read_frame(cur, statement: str, parameters=None):
+    import pandas as pd
+
+    cur.execute(statement, parameters)
+    columns = [d[0] for d in cur.description]
+    return pd.DataFrame(list(cur.fetchall()), columns=columns)
+
+
+def rows_of(frame, columns: list[str]) -> list[tuple]:
+    """Plain Python values (the driver does not quote numpy scalars)."""
+    return list(zip(*(frame[c].tolist() for c in columns), strict=True)) if len(frame) else []
+
+
+def load_inputs(cur) -> tuple[dict, dict[str, int]]:
+    """The frames plan_assignment takes, and {resource name: cluster_resources.id}."""
+    from vpsadmin.resources import property_int
+
+    statements = sql.load(RESOURCES_SQL)
+    frames = {name: read_frame(cur, statements[name]) for name in INPUTS}
+    frames["nas_datasets"]["quota"] = frames["nas_datasets"]["quota"].map(property_int)
+    frames["refquotas"]["value"] = frames["refquotas"]["value"].map(property_int)
+    resource_ids = dict(rows_of(read_frame(cur, statements["cluster_resources"]), ["name", "id"]))
+    return frames, resource_ids
+
+
+def write_plan(cur, plan, resource_ids: dict[str, int]) -> dict[str, int]:
+    """The plan into the database (the caller commits); affected rows per statement."""
+    from vpsadmin.resources import RESOURCES, ResourceError, property_text
+
+    missing = [r for r in RESOURCES if r not in resource_ids]
+    if missing:
+        raise ResourceError(f"cluster_resources has no {', '.join(missing)}: is the schema at 20150630072821?")
+    st = sql.load(RESOURCES_SQL)
+    cur.max_stmt_length = MAX_STATEMENT_BYTES
+    for name in ("create_tmp_ucr", "create_tmp_uses", "create_tmp_configs", "create_tmp_refquotas"):
+        cur.execute(st[name])
+    try:
+        changed_ucr = plan.user_resources[plan.user_resources["current"].isna()
+                                          | (plan.user_resources["current"].fillna(-1) < plan.user_resources["value"])]
+        ucr = changed_ucr.assign(cluster_resource_id=changed_ucr["resource"].map(resource_ids))
+        uses = plan.new_uses.assign(cluster_resource_id=plan.new_uses["resource"].map(resource_ids))
+        refquotas = plan.refquotas.assign(text=plan.refquotas["value"].map(property_text))
+        cur.executemany(st["fill_ucr"], rows_of(ucr, ["user_id", "environment_id", "cluster_resource_id", "value"]))
+        cur.executemany(st["fill_uses"], rows_of(uses, ["user_id", "environment_id", "cluster_resource_id",
+                                                        "class_name", "table_name", "row_id", "value"]))
+        cur.executemany(st["fill_configs"], rows_of(plan.deleted_configs, ["id"]))
+        cur.executemany(st["fill_refquotas"], rows_of(refquotas, ["dataset_in_pool_id", "text"]))
+        affected = {}
+        for name in ("insert_user_resources", "raise_user_resources", "insert_uses", "delete_configs",
+                     "set_refquotas"):
+            cur.execute(st[name])
+            affected[name] = cur.rowcount
+    finally:
+        cur.execute(st["drop_temporary_tables"])
+    expected = {"insert_uses": len(plan.new_uses), "delete_configs": len(plan.deleted_configs),
+                "set_refquotas": len(plan.refquotas),
+                "insert_user_resources": len(plan.missing_user_resources),
+                "raise_user_resources": len(plan.raised_user_resources)}
+    wrong = {k: (affected[k], v) for k, v in expected.items() if affected[k] != v}
+    if wrong:
+        raise ResourceError("rows written differ from the plan (written, planned): "
+                            + ", ".join(f"{k} {a} != {p}" for k, (a, p) in wrong.items()))
+    return affected
+
+
+def assign_cluster_resources(conn, *, minimums: dict | None = None, dry_run: bool = True,
+                             logger: logging.Logger = log) -> dict:
+    """resources.assign on an open connection (autocommit off). Raises ResourceError."""
+    from vpsadmin.resources import ResourceError, plan_assignment
+
+    started = time.monotonic()
+    cur = conn.cursor()
+    try:
+        frames, resource_ids = load_inputs(cur)
+        plan = plan_assignment(**frames, minimums=minimums)
+        summary = plan.summary()
+        logger.info("resources.assign: %s", summary)
+        for line in plan.sample():
+            logger.info("resources.assign: %s %s", "plan:" if dry_run else "change:", line)
+        if dry_run or not plan.changes:
+            conn.rollback()
+            return {"plan": summary, "written": {}, "seconds": round(time.monotonic() - started, 2)}
+        try:
+            written = write_plan(cur, plan, resource_ids)
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            raise
+        after = plan_assignment(**load_inputs(cur)[0], minimums=minimums)
+        conn.rollback()
+        if after.changes:
+            raise ResourceError(f"after writing, a new plan still has changes: {after.summary()}: "
+                                + "; ".join(after.sample(3)))
+        return {"plan": summary, "written": written, "seconds": round(time.monotonic() - started, 2)}
+    finally:
+        cur.close()
+
+
+def create_environment_configs(conn, *, playground_environments=(), dry_run: bool = True,
+                               logger: logging.Logger = log) -> dict:
+    """users.environment-configs on an open connection (autocommit off). Raises ResourceError."""
+    from vpsadmin.resources import ResourceError
+
+    st = sql.load(ENV_CONFIGS_SQL)
+    cur = conn.cursor()
+    try:
+        envs = read_frame(cur, st["environments"])
+        labels = dict(zip(envs["label"], envs["id"], strict=True))
+        if isinstance(playground_environments, str) or not all(
+                isinstance(label, str) for label in playground_environments):
+            raise ResourceError(f"playground_environments must be a list of environment labels, "
+                                f"got {playground_environments!r}")
+        unknown = [label for label in playground_environments if label not in labels]
+        if unknown:
+            raise ResourceError(f"playground_environments: no environment labelled {', '.join(map(repr, unknown))} "
+                                f"(known: {', '.join(map(repr, labels))})")
+        params = {"playground_ids": ",".join(str(int(labels[label])) for label in playground_environments)}
+        cur.execute(st["probe"])
+        missing = int(cur.fetchone()[0])
+        per_env = rows_of(read_frame(cur, st["sample"], params), ["environment", "missing", "playground_restricted"])
+        for env, n, restricted in per_env:
+            logger.info("users.environment-configs: %s: %s missing, %s of them playground-restricted",
+                        env, n, int(restricted or 0))
+        if dry_run or not missing:
+            conn.rollback()
+            return {"missing": missing, "inserted": 0}
+        try:
+            cur.execute(st["apply"], params)
+            inserted = cur.rowcount
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            raise
+        cur.execute(st["probe"])
+        left = int(cur.fetchone()[0])
+        conn.rollback()
+        if left:
+            raise ResourceError(f"{left} (environment, user) pair(s) still have no config after the insert")
+        return {"missing": missing, "inserted": inserted}
+    finally:
+        cur.close()
+
+
+class _DbStepOperator(BaseOperator):
+    template_fields = ("dry_run",)
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, dry_run=True, mysql_conn_id: str = VPSADMIN_DB, **kwargs):
+        super().__init__(**kwargs)
+        self.dry_run, self.mysql_conn_id = dry_run, mysql_conn_id
+
+    def connection(self):
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
+        return VpsAdminDbHook(self.mysql_conn_id).get_conn()
+
+
+class ClusterResourcesOperator(_DbStepOperator):
+    """Step resources.assign: user cluster resources from the v1.22 VPS configs, IP addresses
+    and NAS quotas (see vpsadmin.resources); `minimums`: {"default": {...}, "<env label>": {...}}."""
+
+    step = "resources.assign"
+    template_fields = ("dry_run", "minimums")
+
+    def __init__(self, *, minimums=None, **kwargs):
+        kwargs.setdefault("doc_md", step_doc(self.step, inspect.cleandoc(self.__doc__) + "\n\n" + RESOURCES_DIFFERENCES))
+        super().__init__(**kwargs)
+        self.minimums = minimums
+
+    def execute(self, context) -> dict:
+        from vpsadmin.resources import ResourceError
+
+        conn = self.connection()
+        try:
+            details = assign_cluster_resources(conn, minimums=self.minimums, dry_run=self.dry_run, logger=self.log)
+        except ResourceError as exc:
+            raise AirflowFailException(f"{self.step}: {exc}") from exc
+        finally:
+            conn.close()
+        plan = details["plan"]
+        changes = [f"{plan[k]} {k.replace('_', ' ')}" for k in
+                   ("user_resources_to_insert", "user_resources_to_raise", "uses_to_insert", "configs_to_delete",
+                    "refquotas_to_set") if plan[k]]
+        return step_record(self.step, self.dry_run, changes, bool(details["written"]),
+                           differs_from_runbook=RESOURCES_DIFFERENCES, **details)
+
+
+class EnvironmentConfigsOperator(_DbStepOperator):
+    """Step users.environment-configs: an environment config for every user in every
+    environment, in one INSERT ... SELECT of the missing pairs; `playground_environments`:
+    labels where users with m_playground_enable may not create VPSes."""
+
+    step = "users.environment-configs"
+    template_fields = ("dry_run", "playground_environments")
+
+    def __init__(self, *, playground_environments=(), **kwargs):
+        kwargs.setdefault("doc_md", step_doc(self.step, inspect.cleandoc(self.__doc__)))
+        super().__init__(**kwargs)
+        self.playground_environments = playground_environments
+
+    def execute(self, context) -> dict:
+        from vpsadmin.resources import ResourceError
+
+        conn = self.connection()
+        try:
+            details = create_environment_configs(conn, playground_environments=list(self.playground_environments or ()),
+                                                 dry_run=self.dry_run, logger=self.log)
+        except ResourceError as exc:
+            raise AirflowFailException(f"{self.step}: {exc}") from exc
+        finally:
+            conn.close()
+        changes = ([f"insert {details['missing']} environment_user_configs row(s): "
+                    f"{sql.statement(ENV_CONFIGS_SQL, 'apply')}"] if details["missing"] else [])
+        return step_record(self.step, self.dry_run, changes, bool(details["inserted"]), **details)

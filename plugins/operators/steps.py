@@ -7,6 +7,9 @@ Every step returns (and so pushes to XCom) a small record the section report rea
 
 from __future__ import annotations
 
+import re
+import shlex
+
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -57,11 +60,22 @@ class SqlStepOperator(BaseOperator):
         return step_record(self.step, False, [apply], True, rows=affected)
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(command: str, item: dict) -> str:
+    """`{key}` in a shell snippet becomes the shell-quoted value of item[key] (e.g. a pool's
+    `{filesystem}`); other braces (`${VAR}`) are left alone."""
+    return _PLACEHOLDER.sub(lambda m: shlex.quote(str(item[m.group(1)])) if m.group(1) in item else m.group(0),
+                            command)
+
+
 class NodeStepOperator(BaseOperator):
     """A step on one node: `check` (a shell snippet) exits 0 when the node is already done;
     otherwise `apply` runs, and `check` must pass afterwards. Map it over the inventory with
     `.partial(..., map_index_template="{{ task.node['server_name'] }}").expand(node=...)`;
-    the node dict needs `server_name` and `address`."""
+    the node dict needs `server_name` and `address`; `{key}` in the snippets is replaced by
+    the quoted value of node[key] (see `fill`)."""
 
     template_fields = ("node", "dry_run")
     ui_color = "#fdf3e8"
@@ -77,6 +91,7 @@ class NodeStepOperator(BaseOperator):
 
         hook = NodeHook(self.ssh_conn_id)
         name, address = self.node["server_name"], self.node["address"]
+        self.check, self.apply = fill(self.check, self.node), fill(self.apply, self.node)
         try:
             if hook.run(address, self.check, check=False).ok:
                 self.log.info("%s on %s: already done (`%s`)", self.step, name, self.check)
@@ -95,6 +110,58 @@ class NodeStepOperator(BaseOperator):
         finally:
             hook.close()
         return step_record(self.step, False, [change], True, node=name)
+
+
+class NodeScriptOperator(BaseOperator):
+    """A step done by include/scripts/<script> on one node. The script's contract: with
+    `--check` first it changes nothing, exits 0 when there is nothing to do, or exits 10 and
+    prints the changes it would make (one per line); without it, it makes them. Anything
+    else is an error. After a real run, `--check` must exit 0. `args` may hold `{key}`
+    placeholders filled from the node dict (see `fill`)."""
+
+    template_fields = ("node", "dry_run")
+    ui_color = "#fdf3e8"
+    PENDING = 10
+
+    def __init__(self, *, node, script: str, args: list[str], step: str, dry_run=True,
+                 ssh_conn_id: str = VPSADMIN_SSH, timeout: float = 3600, **kwargs):
+        super().__init__(**kwargs)
+        self.node, self.script, self.args, self.step = node, script, args, step
+        self.dry_run, self.ssh_conn_id, self.timeout = dry_run, ssh_conn_id, timeout
+
+    def execute(self, context) -> dict:
+        from hooks.node import NodeHook
+
+        hook = NodeHook(self.ssh_conn_id)
+        name, address = self.node["server_name"], self.node["address"]
+        args = [_PLACEHOLDER.sub(lambda m: str(self.node[m.group(1)]), a) for a in self.args]
+        try:
+            changes = self._check(hook, address, name, args)
+            if not changes:
+                self.log.info("%s on %s: nothing to do", self.step, name)
+                return step_record(self.step, self.dry_run, [], False, node=name)
+            self.log.info("%s on %s: %s:\n%s", self.step, name, "plan" if self.dry_run else "changing",
+                          "\n".join(changes))
+            if self.dry_run:
+                return step_record(self.step, True, changes, False, node=name)
+            hook.run_script(address, self.script, args, timeout=self.timeout, log_output=True)
+            left = self._check(hook, address, name, args)
+            if left:
+                raise AirflowFailException(f"{self.step} on {name}: still to do after {self.script}:\n"
+                                           + "\n".join(left[:20]))
+        except NodeCommandError as exc:
+            raise AirflowFailException(f"{self.step} on {name}: {exc}") from exc
+        finally:
+            hook.close()
+        return step_record(self.step, False, changes, True, node=name)
+
+    def _check(self, hook, address: str, name: str, args: list[str]) -> list[str]:
+        result = hook.run_script(address, self.script, ["--check", *args], check=False, timeout=self.timeout)
+        if result.exit_status == 0:
+            return []
+        if result.exit_status == self.PENDING:
+            return [line for line in result.stdout.splitlines() if line.strip()]
+        raise NodeCommandError(result)
 
 
 class GateOperator(ApprovalOperator):

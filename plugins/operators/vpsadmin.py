@@ -17,6 +17,7 @@ from operators.steps import step_record
 from vpsadmin import crontab, encoding, mounts
 from vpsadmin.params import (
     ParamError,
+    check_upgrade,
     check_abs_path,
     check_db_name,
     check_hostname,
@@ -54,11 +55,12 @@ class PreflightOperator(_VpsAdminOperator):
     """Checks the trigger parameters and that everything the run needs answers, before
     anything changes; returns the resolved settings the later steps use."""
 
-    template_fields = ("api_host", "db_host", "backup_dir", "skip_nodes")
+    template_fields = ("api_host", "db_host", "backup_dir", "skip_nodes", "upgrade")
 
-    def __init__(self, *, api_host: str, db_host: str, backup_dir: str, skip_nodes, **kwargs):
+    def __init__(self, *, api_host: str, db_host: str, backup_dir: str, skip_nodes, upgrade=None, **kwargs):
         super().__init__(**kwargs)
         self.api_host, self.db_host, self.backup_dir, self.skip_nodes = api_host, db_host, backup_dir, skip_nodes
+        self.upgrade = upgrade or {}
 
     def execute(self, context) -> dict:
         try:
@@ -80,9 +82,10 @@ class PreflightOperator(_VpsAdminOperator):
         if str(found) != str(DB_VERSION):
             raise_if([f"database {db.database} is not vpsAdmin v1.22 (sysconfig db_version {found!r}, "
                       f"expected {DB_VERSION})"])
-        names = {n for s in db.servers() for n in (s["server_name"], s["server_name"].split(".")[0])}
+        servers = db.servers()
+        names = {n for s in servers for n in (s["server_name"], s["server_name"].split(".")[0])}
         raise_if([f"skip_nodes: no server named {n!r} in the servers table" for n in self.skip_nodes
-                  if n not in names])
+                  if n not in names] + check_upgrade(self.upgrade, [s["server_name"] for s in servers]))
 
         nodes = self.nodes()
         api_host = self.api_host or nodes.default_host

@@ -46,3 +46,74 @@ def check_db_name(label: str, value: str) -> list[str]:
 def raise_if(errors: list[str]) -> None:
     if errors:
         raise ParamError("invalid parameters:\n- " + "\n- ".join(errors))
+
+
+URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?$")
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
+RESERVED_DATASET_NAMES = ("private", "vpsadmin")  # 2.0 models/dataset.rb
+CIDR = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}/(?:[0-9]|[12][0-9]|3[0-2])$")
+
+
+def check_url(label: str, value) -> list[str]:
+    if not isinstance(value, str) or not URL.match(value):
+        return [f"{label} {value!r} is not an http(s) URL"]
+    return []
+
+
+def check_dataset_name(label: str, value) -> list[str]:
+    if not isinstance(value, str) or not DATASET_NAME.match(value):
+        return [f"{label} {value!r} is not a dataset name (letters, digits, _.:-)"]
+    if value in RESERVED_DATASET_NAMES:
+        return [f"{label} {value!r} is a name reserved in vpsAdmin 2.0"]
+    return []
+
+
+def check_timezone(label: str, value) -> list[str]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return [f"{label} {value!r} is not a time zone name"]
+    return []
+
+
+def check_subnets(label: str, values) -> list[str]:
+    if not isinstance(values, list):
+        return [f"{label} must be a list of IPv4 networks (a.b.c.d/n)"]
+    return [f"{label}: {v!r} is not an IPv4 network (a.b.c.d/n)" for v in values
+            if not isinstance(v, str) or not CIDR.match(v)]
+
+
+def check_labels(label: str, values, known: set[str]) -> list[str]:
+    if not isinstance(values, list):
+        return [f"{label} must be a list of environment labels"]
+    return [f"{label}: {v!r} is not an environment in `environments`" for v in values if v not in known]
+
+
+def check_upgrade(values: dict, server_names: list[str]) -> list[str]:
+    """Every problem with the params of the v2.0 sections (keys that are absent are not
+    checked, so a caller can check some of them)."""
+    from vpsadmin import environments
+
+    errors = []
+    if "environments" in values:
+        errors += environments.check(values["environments"], values.get("default_resources"), server_names)
+        labels = {e.get("label") for e in values["environments"] if isinstance(e, dict)}
+        if "production_environment" in values and values["production_environment"] not in labels:
+            errors.append(f"production_environment {values['production_environment']!r} is not in environments")
+        if "playground_environments" in values:
+            errors += check_labels("playground_environments", values["playground_environments"], labels)
+    for key in ("snapshot_download_base_url", "api_url"):
+        if key in values:
+            errors += check_url(key, values[key])
+    if "private_dataset_name" in values:
+        errors += check_dataset_name("private_dataset_name", values["private_dataset_name"])
+    if "backup_timezone" in values:
+        errors += check_timezone("backup_timezone", values["backup_timezone"])
+    if "sharenfs_subnets" in values:
+        errors += check_subnets("sharenfs_subnets", values["sharenfs_subnets"])
+    for key in ("web_root", "download_mountpoint", "mount_proxy_dir"):
+        if key in values:
+            errors += check_abs_path(key, values[key])
+    return errors

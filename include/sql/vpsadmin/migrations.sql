@@ -1,0 +1,2 @@
+-- name: versions
+SELECT version FROM schema_migrations ORDER BY version

@@ -1,0 +1,72 @@
+"""Configuration files the upgrade edits on the nodes (pure text transformations, each a
+no-op on its own output, so a second run finds nothing to change).
+
+- /etc/vpsadmin/vpsadmind.yml: 1.22 -> 2.0 (research/vpsadmin.md §7: 2.0 drops :threads,
+  :handlers and :backuper, and adds :queues and :mounts_dir; the runbook only says "FIXME:
+  revise").
+- config.php of the web interface: `define()`s for API_URL and ENV_VPS_PRODUCTION_ID.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+MOUNTS_DIR = "/var/vpsadmin/mounts"
+# vpsAdmind 2.0's IMPLICIT_CONFIG queues (lib/vpsadmind/config.rb at 650b4908).
+QUEUES = {
+    "general": {":threads": 6, ":urgent": 6, ":start_delay": 0},
+    "storage": {":threads": 2, ":urgent": 2, ":start_delay": 0},
+    "network": {":threads": 1, ":urgent": 0, ":start_delay": 0},
+    "vps": {":threads": 4, ":urgent": 4, ":start_delay": 0},
+    "zfs_send": {":threads": 1, ":urgent": 0, ":start_delay": 4 * 3600},
+    "mail": {":threads": 2, ":urgent": 2, ":start_delay": 0},
+}
+V122_ONLY = (":threads", ":handlers", ":backuper")
+
+
+def vpsadmind_v2(text: str) -> str:
+    """The 2.0 form of a vpsadmind.yml (returns `text` itself when it already is)."""
+    config = yaml.safe_load(text) or {}
+    if not isinstance(config, dict):
+        raise ValueError("vpsadmind.yml is not a YAML mapping")
+    vpsadmin = dict(config.get(":vpsadmin") or {})
+    stale = [k for k in V122_ONLY if k in config or k in vpsadmin]
+    if not stale and ":queues" in vpsadmin and vpsadmin.get(":mounts_dir"):
+        return text
+    queues = {f":{name}": dict(q) for name, q in QUEUES.items()}
+    if isinstance(vpsadmin.get(":threads"), int):  # 1.22's worker count sizes the general queue
+        queues[":general"][":threads"] = vpsadmin[":threads"]
+    for key in V122_ONLY:
+        vpsadmin.pop(key, None)
+        config.pop(key, None)
+    vpsadmin.setdefault(":queues", queues)
+    vpsadmin.setdefault(":mounts_dir", MOUNTS_DIR)
+    config[":vpsadmin"] = vpsadmin
+    return yaml.safe_dump(config, default_flow_style=False, sort_keys=False)
+
+
+def _php_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def php_defines(text: str, values: dict) -> str:
+    """`text` with `define('NAME', value);` for each item: an existing define of NAME is
+    replaced in place, a missing one is added before the closing `?>` (or at the end)."""
+    for name, value in values.items():
+        line = f"define('{name}', {_php_value(value)});"
+        pattern = re.compile(r"^[ \t]*define\(\s*['\"]" + re.escape(name) + r"['\"].*$", re.MULTILINE)
+        if pattern.search(text):
+            text = pattern.sub(lambda _m, line=line: line, text, count=1)
+            continue
+        close = text.rfind("?>")
+        if close >= 0:
+            text = text[:close] + line + "\n" + text[close:]
+        else:
+            text = text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+    return text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab import zfs_world
 from lab.config import LabConfig
 from lab.nodes import write_file
 from lab.topology import HOSTS, host_with_role
@@ -65,6 +66,8 @@ def lay_out(cfg: LabConfig, conn) -> None:
            f"[client]\nhost={cfg.mysql_host}\nport={cfg.mysql_port}\nuser={cfg.mysql_user}\n"
            f"password={cfg.mysql_password}\n", 0o600)
     (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    # Last: the ZFS datasets adopt the directories written above (vz/private/<veid>).
+    zfs_world.lay_out(cfg, conn)
 
 
 def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:

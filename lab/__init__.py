@@ -138,6 +138,12 @@ class Lab:
                 "login": self.cfg.mysql_user, "password": self.cfg.mysql_password,
                 "schema": self.cfg.vpsadmin_db, "extra": {"charset": "utf8mb4"},
             },
+            # The 2.0 API (lab/api.py) once `thin` runs it; the seed's admin password is
+            # ":heslo1" (m_pass = md5(login + password), the API's md5 provider).
+            "vpsadmin_api": {
+                "conn_type": "http", "host": host_with_role("api").address, "port": 9292,
+                "schema": "http", "login": "admin", "password": ":heslo1",
+            },
             "vpsadmin_ssh": {
                 "conn_type": "ssh", "host": host_with_role("api").address, "port": self.cfg.ssh_port,
                 "login": "root", "extra": ssh_extra,

@@ -21,6 +21,7 @@ TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 # labtool.py is multi-call (it dispatches on its argv[0]); the others are one tool each.
 TOOLS = {name: "labtool.py" for name in
          ("service", "crontab", "yum", "rpm", "mount", "umount", "vzctl", "vzlist")}
+TOOLS["vpsadmindctl"] = "vpsadmindctl.py"
 TOOLS["zfs"] = TOOLS["zpool"] = "zfs.py"  # zfs.py answers as zpool too (argv[0])
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

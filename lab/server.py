@@ -24,6 +24,11 @@ async def main(cfg: LabConfig) -> None:
         if host.server:
             Vpsadmind(cfg.node_root(host.name), host.server["server_id"], cfg.mysql_kwargs(),
                       cfg.vpsadmin_db, stopping).start()
+    from lab.api import ApiServer
+    from lab.topology import host_with_role
+
+    ApiServer(cfg.node_root(host_with_role("api").name), cfg.mysql_kwargs(), cfg.vpsadmin_db,
+              stopping).start()
     acceptors = await sshd.serve(cfg)
     logging.info("lab up: %d nodes on port %d, database %s", len(HOSTS), cfg.ssh_port,
                  cfg.vpsadmin_db)

@@ -81,11 +81,25 @@ class Vpsadmind(threading.Thread):
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> None:
+        from lab.vpsadmind2 import Vpsadmind2, runs_v2
+
+        # One daemon per server at a time: once `git pull` brought the 2.0 checkout, this
+        # thread runs vpsAdmind 2.0's loop instead of the 1.22 one.
+        v2 = Vpsadmind2(self.node_root, self.server_id, self.mysql_kwargs, self.db_name)
         last_change, last_poll = object(), 0.0
-        while not self.stopping.wait(CHECK_INTERVAL):
+        while not self.stopping.wait(v2.check_interval() if v2.started_at else CHECK_INTERVAL):
             if not self.service_running():
                 last_change = object()
+                v2.shutdown()
                 continue
+            if runs_v2(self.node_root):
+                try:
+                    v2.tick()
+                except Exception as exc:  # schema not there yet, world re-seeded: next round
+                    log.debug("vpsadmind 2.0 %s: %s", self.server_id, exc)
+                    v2.drop_connection()
+                continue
+            v2.shutdown()
             try:
                 version = self.query("SELECT cfg_value FROM sysconfig WHERE cfg_name = 'db_version'")
                 if not version or json.loads(version[0][0]) not in (15, DB_VERSION):
@@ -108,6 +122,7 @@ class Vpsadmind(threading.Thread):
                     except Exception:
                         pass
                 self.conn = None
+        v2.shutdown()
 
     def execute(self, t_id, veid, t_type, t_param, depends_on) -> None:
         started = int(time.time())

@@ -298,7 +298,10 @@ def mount(args):
         return 32
     rows = mounts()
     if any(r[1] == dst for r in rows):
-        err(f"mount: {src} is already mounted or {dst} busy")
+        if fstype.startswith("nfs") or ":/" in src:  # the mount.nfs helper words it so
+            err(f"mount.nfs: {dst} is busy or already mounted")
+        else:
+            err(f"mount: {src} is already mounted or {dst} busy")
         return 32
     rows.append([src, dst, fstype, opts])
     save_mounts(rows)
@@ -398,7 +401,37 @@ VZLIST_FIELDS = {
     "private": ("PRIVATE", lambda v, c: c.get("VE_PRIVATE", f"/vz/private/{v}")),
     "root": ("ROOT", lambda v, c: c.get("VE_ROOT", f"/vz/root/{v}")),
     "ostemplate": ("OSTEMPLATE", lambda v, c: c.get("OSTEMPLATE", "-")),
+    "physpages": ("PHYSP.L", lambda v, c: ubc(c, "PHYSPAGES")["limit"]),
+    "swappages": ("SWAPP.L", lambda v, c: ubc(c, "SWAPPAGES")["limit"]),
+    "cpus": ("CPUS", lambda v, c: c.get("CPUS", "-")),
+    "cpulimit": ("CPULIM", lambda v, c: c.get("CPULIMIT", "-")),
 }
+UNLIMITED = 9223372036854775807
+
+
+def ubc(conf, name):
+    """A beancounter "barrier:limit" of the container config (unset is unlimited)."""
+    barrier, _, limit = conf.get(name, f"{UNLIMITED}:{UNLIMITED}").partition(":")
+    return {"held": 0, "maxheld": 0, "barrier": int(barrier), "limit": int(limit or barrier),
+            "failcnt": 0}
+
+
+def vzlist_json_value(field, veid, conf):
+    """vzlist -j types: numbers, booleans, lists and beancounter objects, null when unset."""
+    if field in ("ctid", "veid"):
+        return veid
+    if field == "onboot":
+        return conf.get("ONBOOT", "no") == "yes"
+    if field == "ip":
+        return conf.get("IP_ADDRESS", "").split()
+    if field in ("physpages", "swappages"):
+        return ubc(conf, field.upper())
+    if field in ("cpus", "cpulimit"):
+        value = conf.get(field.upper())
+        return int(value) if value and value.isdigit() else None
+    if field == "numproc":
+        return 23 if ve_running(veid) else None
+    return VZLIST_FIELDS[field][1](veid, conf)
 
 
 def vzlist(args):
@@ -416,7 +449,8 @@ def vzlist(args):
     veids = [v for v in all_veids() if show_all or ve_running(v)]
     rows = [[VZLIST_FIELDS[f][1](v, ve_conf(v) or {}) for f in fields] for v in veids]
     if as_json:
-        out(json.dumps([dict(zip(fields, r, strict=False)) for r in rows], indent=2))
+        out(json.dumps([{f: vzlist_json_value(f, v, ve_conf(v) or {}) for f in fields} for v in veids],
+                       indent=2))
         return 0
     if not rows and not show_all:
         err("Container(s) not found")

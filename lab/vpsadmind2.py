@@ -1,0 +1,570 @@
+"""vpsAdmind 2.0 for one lab node: the daemon a node runs once `git pull` in /opt/vpsadmind
+has brought the 2.0 checkout (VERSION 2.x and bin/vpsadmind) and `service vpsadmind` says
+running.
+
+Facts it follows: research/vpsadmin.md §7 (upstream vpsAdmind 650b4908, `lib/vpsadmind/
+daemon.rb`, `command.rb`, `commands/**`). Compared with 1.22 (lab/vpsadmind.py) it
+- reads /etc/vpsadmin/vpsadmind.yml from the node for `queues`, `mounts_dir`,
+  `check_interval`, `status_interval` (IMPLICIT_CONFIG defaults for what is absent);
+- polls every check_interval with no UPDATE_TIME trick and executes
+  `t_done = 0 AND t_server = <id> AND chain state 1 (queued) AND (no dependency or the
+  dependency done)`, one transaction per chain at a time, by priority then t_id;
+- saves `t_done=1, t_success, t_output, started_at, finished_at`, moves the chain's progress,
+  closes it as done (2) or failed (4) and deletes its resource_locks; a failure fails the
+  chain's later transactions with {"error": "Dependency failed"};
+- upserts servers_status (vpsadmin_version 2.0.0, daemon 0) every status_interval;
+- answers vpsadmindctl on the node's /var/run/vpsadmind.sock (lib/vpsadmind/remote_control.rb).
+
+Simplifications (said here so nobody relies on them): transactions run one after another
+(queues only shape `vpsadmindctl status`); a failed transaction's chain is failed at once,
+without rolling back its earlier transactions (upstream runs their rollback handlers);
+transaction_confirmations are not applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import socketserver
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lab.nodes import run_in_node
+
+log = logging.getLogger("lab.vpsadmind2")
+
+VERSION = "2.0.0"
+DB_VERSION = 15
+CONFIG_PATH = "etc/vpsadmin/vpsadmind.yml"
+SOCKET_PATH = "var/run/vpsadmind.sock"
+KERNEL = "2.6.32-042stab108.8"
+EXIT_STOP, EXIT_RESTART = 100, 150
+
+# lib/vpsadmind/config.rb IMPLICIT_CONFIG, the parts the lab daemon uses.
+IMPLICIT_QUEUES = {
+    "general": {"threads": 6, "urgent": 6, "start_delay": 0},
+    "storage": {"threads": 2, "urgent": 2, "start_delay": 0},
+    "network": {"threads": 1, "urgent": 0, "start_delay": 0},
+    "vps": {"threads": 4, "urgent": 4, "start_delay": 0},
+    "zfs_send": {"threads": 1, "urgent": 0, "start_delay": 4 * 60 * 60},
+    "mail": {"threads": 2, "urgent": 2, "start_delay": 0},
+}
+IMPLICIT_VPSADMIN = {"check_interval": 1, "status_interval": 30,
+                     "mounts_dir": "/var/vpsadmin/mounts"}
+
+COMMAND_DELAY = 0.2  # a real transaction takes a while; lets sensors watch the queue drain
+SPOOL_MAIL = "var/spool/lab-mail"
+
+
+def runs_v2(node_root: Path) -> bool:
+    """True once the node's /opt/vpsadmind checkout is vpsAdmind 2.x."""
+    version = node_root / "opt/vpsadmind/VERSION"
+    try:
+        text = version.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return text.startswith("2.") and (node_root / "opt/vpsadmind/bin/vpsadmind").exists()
+
+
+def _plain_keys(value):
+    """The Ruby config has symbol keys (`:vpsadmin:`); YAML gives them as ':vpsadmin'."""
+    if isinstance(value, dict):
+        return {str(k).lstrip(":"): _plain_keys(v) for k, v in value.items()}
+    return value
+
+
+def load_config(node_root: Path) -> dict:
+    """vpsadmind.yml of the node merged over the implicit config (only the keys used here)."""
+    import yaml
+
+    try:
+        raw = _plain_keys(yaml.safe_load((node_root / CONFIG_PATH).read_text()) or {})
+    except (FileNotFoundError, yaml.YAMLError):
+        raw = {}
+    vpsadmin = dict(IMPLICIT_VPSADMIN)
+    vpsadmin.update({k: v for k, v in (raw.get("vpsadmin") or {}).items() if k != "queues"})
+    queues = {name: dict(q) for name, q in IMPLICIT_QUEUES.items()}
+    for name, q in ((raw.get("vpsadmin") or {}).get("queues") or {}).items():
+        queues.setdefault(name, {"threads": 1, "urgent": 0, "start_delay": 0}).update(q or {})
+    vpsadmin["queues"] = queues
+    return {"vpsadmin": vpsadmin}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class CommandFailed(Exception):
+    """A node command failed: saved as upstream does, {cmd, exitstatus, error}."""
+
+    def __init__(self, command: str, status: int, output: str):
+        super().__init__(f"command '{command}' exited with code '{status}', output: '{output}'")
+        self.command, self.status, self.output = command, status, output
+
+
+class HandlerError(Exception):
+    """A handler raised something else (upstream saves `err.inspect` as the error)."""
+
+
+class Vpsadmind2:
+    """The 2.0 daemon of one server. The node's daemon thread (lab/vpsadmind.py) calls
+    `tick()` every check interval while the node runs 2.0, and `shutdown()` when it does not."""
+
+    def __init__(self, node_root: Path, server_id: int, mysql_kwargs: dict, db_name: str):
+        self.node_root, self.server_id = Path(node_root), server_id
+        self.mysql_kwargs, self.db_name = mysql_kwargs, db_name
+        self.conn = None
+        self.started_at: float | None = None
+        self.last_status = 0.0
+        self.exit_status = 0           # EXIT_STOP / EXIT_RESTART once scheduled over the socket
+        self.config = load_config(self.node_root)
+        self.remote: RemoteControl | None = None
+        self.lock = threading.Lock()   # the socket's commands and the loop share the DB
+
+    # -- database ------------------------------------------------------------------------
+    def db(self):
+        if self.conn is None:
+            import MySQLdb
+
+            self.conn = MySQLdb.connect(db=self.db_name, charset="utf8", autocommit=True,
+                                        **self.mysql_kwargs)
+            self.conn.cursor().execute("SET SESSION sql_mode = ''")
+        return self.conn
+
+    def rows(self, sql: str, params=None) -> list[dict]:
+        import MySQLdb.cursors
+
+        cur = self.db().cursor(MySQLdb.cursors.DictCursor)
+        cur.execute(sql, params)
+        return list(cur.fetchall() or [])
+
+    def execute_sql(self, sql: str, params=None) -> int:
+        cur = self.db().cursor()
+        cur.execute(sql, params)
+        return cur.lastrowid
+
+    def drop_connection(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+        self.conn = None
+
+    def columns(self, table: str) -> set[str]:
+        return {r["Field"] for r in self.rows(f"SHOW COLUMNS FROM `{table}`")}
+
+    # -- life cycle ----------------------------------------------------------------------
+    def check_interval(self) -> float:
+        return float(self.config["vpsadmin"].get("check_interval") or 1)
+
+    def start(self) -> None:
+        self.config = load_config(self.node_root)
+        self.started_at = time.time()
+        self.exit_status = 0
+        self.last_status = 0.0
+        if self.remote is None:
+            self.remote = RemoteControl(self)
+            self.remote.start()
+        log.info("vpsadmind 2.0 on server %s started", self.server_id)
+
+    def shutdown(self) -> None:
+        if self.remote is not None:
+            self.remote.stop()
+            self.remote = None
+        if self.started_at is not None:
+            log.info("vpsadmind 2.0 on server %s stopped", self.server_id)
+        self.started_at = None
+        self.drop_connection()
+
+    def tick(self) -> None:
+        """One round of the daemon loop: status, then the queue."""
+        if self.started_at is None:
+            self.start()
+        with self.lock:
+            version = self.rows("SELECT cfg_value FROM sysconfig WHERE cfg_name = 'db_version'")
+            if not version or str(version[0]["cfg_value"]).strip('"') != str(DB_VERSION):
+                return
+            if time.monotonic() - self.last_status >= float(self.config["vpsadmin"]["status_interval"]):
+                self.update_status(kernel=self.last_status == 0.0)
+                self.last_status = time.monotonic()
+        while self.exit_status == 0:
+            with self.lock:
+                batch = self.select_commands()
+            if not batch:
+                break
+            for row in batch:
+                if self.exit_status or not self.service_running():
+                    break
+                self.run_command(row)
+        if self.exit_status == EXIT_STOP:
+            # The real daemon exits once its workers are done; its init script's state goes
+            # with it.
+            self.shutdown()
+            (self.node_root / "var/lib/lab/services/vpsadmind").write_text("stopped\n")
+        elif self.exit_status == EXIT_RESTART:
+            self.shutdown()
+            self.start()
+
+    def service_running(self) -> bool:
+        state = self.node_root / "var/lib/lab/services/vpsadmind"
+        return state.exists() and state.read_text().strip() == "running"
+
+    def update_status(self, kernel: bool = False) -> None:
+        """Daemon#update_status: the servers_status row 2.0 keeps per server."""
+        now = utc_now()
+        load = round(os.getloadavg()[1], 2)
+        cols = self.columns("servers_status")
+        time_col, time_val = ("created_at", now) if "created_at" in cols else ("timestamp", int(time.time()))
+        self.execute_sql(
+            f"INSERT INTO servers_status SET server_id = %s, {time_col} = %s, cpu_load = %s, "
+            "daemon = 0, vpsadmin_version = %s, kernel = %s "
+            f"ON DUPLICATE KEY UPDATE {time_col} = %s, cpu_load = %s, daemon = 0, "
+            "vpsadmin_version = %s",
+            (self.server_id, time_val, load, VERSION, KERNEL, time_val, load, VERSION))
+        if kernel:
+            self.execute_sql("UPDATE servers_status SET kernel = %s WHERE server_id = %s",
+                             (KERNEL, self.server_id))
+
+    # -- the queue -----------------------------------------------------------------------
+    def select_commands(self) -> list[dict]:
+        """Daemon#select_commands, execution half: per chain, its first runnable transaction."""
+        rows = self.rows(
+            """
+            SELECT t.*, ch.state AS chain_state, ch.progress AS chain_progress,
+                   ch.size AS chain_size
+            FROM transactions t
+            INNER JOIN transaction_chains ch ON ch.id = t.transaction_chain_id
+            LEFT JOIN transactions d ON d.t_id = t.t_depends_on
+            WHERE t.t_done = 0 AND t.t_server = %s AND ch.state = 1
+              AND (t.t_depends_on IS NULL OR d.t_done = 1)
+            ORDER BY t.t_priority DESC, t.t_id ASC""", (self.server_id,))
+        chosen, seen = [], set()
+        for row in rows:
+            if row["transaction_chain_id"] not in seen:
+                seen.add(row["transaction_chain_id"])
+                chosen.append(row)
+        return chosen
+
+    def run_command(self, trans: dict) -> None:
+        started = utc_now()
+        time.sleep(COMMAND_DELAY)
+        output: dict = {}
+        try:
+            params = json.loads(trans["t_param"] or "{}")
+        except ValueError:
+            status, output = 0, {"error": "Bad param syntax"}
+        else:
+            try:
+                status, output = self.handle(int(trans["t_type"]), trans, params)
+            except CommandFailed as e:
+                status, output = 0, {"cmd": e.command, "exitstatus": e.status, "error": e.output}
+            except Exception as e:  # upstream: @output[:error] = err.inspect
+                log.exception("transaction %s", trans["t_id"])
+                status, output = 0, {"error": f"#<{type(e).__name__}: {e}>"}
+        with self.lock:
+            self.save(trans, status, output, started, utc_now())
+
+    def save(self, trans: dict, status: int, output: dict, started: str, finished: str) -> None:
+        """Command#save: the transaction, then the chain (inside one DB transaction)."""
+        chain_id, t_id = trans["transaction_chain_id"], trans["t_id"]
+        conn = self.db()
+        conn.autocommit(False)
+        try:
+            self.execute_sql(
+                "UPDATE transactions SET t_done = 1, t_success = %s, t_output = %s, "
+                "started_at = %s, finished_at = %s WHERE t_id = %s",
+                (status, json.dumps(output), started, finished, t_id))
+            if status != 0:
+                if int(trans["chain_size"]) == int(trans["chain_progress"]) + 1:
+                    self.close_chain(chain_id, 2, progress="`progress` + 1")
+                else:
+                    self.execute_sql("UPDATE transaction_chains SET `progress` = `progress` + 1 "
+                                     "WHERE id = %s", (chain_id,))
+            else:
+                self.execute_sql(
+                    "UPDATE transactions SET t_done = 1, t_success = 0, t_output = %s "
+                    "WHERE transaction_chain_id = %s AND t_id > %s",
+                    (json.dumps({"error": "Dependency failed"}), chain_id, t_id))
+                self.close_chain(chain_id, 4, progress="0")
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            raise
+        finally:
+            conn.autocommit(True)
+
+    def close_chain(self, chain_id: int, state: int, progress: str) -> None:
+        self.execute_sql(f"UPDATE transaction_chains SET `state` = %s, `progress` = {progress} "
+                         "WHERE id = %s", (state, chain_id))
+        self.execute_sql("DELETE FROM resource_locks WHERE transaction_chain_id = %s", (chain_id,))
+        if "port_reservations" in {r[f"Tables_in_{self.db_name}"] for r in self.rows("SHOW TABLES")}:
+            self.execute_sql("UPDATE port_reservations SET transaction_chain_id = NULL, addr = NULL "
+                             "WHERE transaction_chain_id = %s", (chain_id,))
+
+    # -- handlers ------------------------------------------------------------------------
+    def sh(self, command: str) -> str:
+        result = run_in_node(self.node_root, command)
+        output = (result.stdout + result.stderr).decode(errors="replace")
+        if result.returncode != 0:
+            raise CommandFailed(command, result.returncode, output)
+        return output
+
+    def handle(self, t_type: int, trans: dict, params: dict) -> tuple[int, dict]:
+        from lab import integrity
+
+        veid = trans["t_vps"]
+        if t_type == 5301:
+            self.write_mounts(int(veid), params["mounts"])
+        elif t_type == 5302:
+            if self.vps_running(int(veid)):
+                for mnt in params["mounts"]:
+                    self.mount(int(veid), mnt)
+        elif t_type == 5303:
+            if self.vps_running(int(veid)):
+                for mnt in params["mounts"]:
+                    self.umount(int(veid), mnt)
+        elif t_type in (1001, 1002, 1003):
+            self.sh(f"vzctl {({1001: 'start', 1002: 'stop', 1003: 'restart'})[t_type]} {int(veid)}")
+        elif t_type == 9001:
+            self.spool_mail(params)
+        elif t_type == 10001:
+            pass
+        elif t_type == 6005:
+            integrity.check_storage(self, params)
+        elif t_type == 6006:
+            integrity.check_vps(self, params)
+        elif t_type == 6001:
+            integrity.finalize(self, params)
+        else:
+            return 0, {"error": "Unsupported command"}
+        return 1, {}
+
+    def ve_private(self, veid: int) -> str:
+        """Utils::Vps#ve_private: servers.ve_private with %{veid} filled in."""
+        rows = self.rows("SELECT ve_private FROM servers WHERE server_id = %s", (self.server_id,))
+        template = (rows[0]["ve_private"] if rows else None) or "/vz/private/%{veid}"
+        return template.replace("%{veid}", str(veid))
+
+    def vps_running(self, veid: int) -> bool:
+        """Utils::Vps#status: the third word of `vzctl status`."""
+        words = self.sh(f"vzctl status {veid}").split()
+        return len(words) > 4 and words[4] == "running"
+
+    # 5301 Vps::Mounts -----------------------------------------------------------------
+    def write_mounts(self, veid: int, mounts: list[dict]) -> None:
+        conf = f"/etc/vz/conf/{veid}"
+        mounts_path = f"{self.config['vpsadmin']['mounts_dir'].rstrip('/')}/{veid}.mounts"
+        for path in (f"{conf}.mount", f"{conf}.umount", mounts_path):
+            if self.node_file(path).exists():
+                self.sh(f"cp -p {shlex.quote(path)} {shlex.quote(path + '.backup')}")
+                self.node_file(path).unlink()
+        for action in ("mount", "umount"):
+            self.write_node_file(f"{conf}.{action}.new", action_script(action, veid, mounts_path))
+            self.sh(f"chmod +x {shlex.quote(conf + '.' + action + '.new')}")
+        new_mounts = self.node_file(mounts_path + ".new")
+        if not new_mounts.parent.is_dir():  # File.open(..., 'w') in a missing directory
+            raise HandlerError(f"No such file or directory @ rb_sysopen - {mounts_path}.new")
+        new_mounts.write_text(f"MOUNTS = {ruby_inspect(mounts)}\n")
+        os.replace(new_mounts, self.node_file(mounts_path))
+        for action in ("mount", "umount"):
+            os.replace(self.node_file(f"{conf}.{action}.new"), self.node_file(f"{conf}.{action}"))
+
+    def node_file(self, path: str) -> Path:
+        return self.node_root / path.lstrip("/")
+
+    def write_node_file(self, path: str, text: str) -> None:
+        target = self.node_file(path)
+        if not target.parent.is_dir():
+            raise HandlerError(f"No such file or directory @ rb_sysopen - {path}")
+        target.write_text(text)
+
+    # 5302 / 5303: Mounter#mount_cmd, #umount_cmd (oneshot: a failure fails the transaction)
+    def mount(self, veid: int, mnt: dict) -> None:
+        dst = f"/vz/root/{veid}/{mnt['dst']}"
+        if mnt["type"] == "dataset_local":
+            src = f"/{mnt['pool_fs']}/{mnt['dataset_name']}/private"
+        elif mnt["type"] == "dataset_remote":
+            src = f"{mnt['src_node_addr']}:/{mnt['pool_fs']}/{mnt['dataset_name']}/private"
+        elif mnt["type"] == "snapshot_local":
+            src = None
+            cmd = f"mount -t zfs {mnt['pool_fs']}/{mnt['dataset_name']}@{mnt['snapshot']} {dst}"
+        else:
+            raise HandlerError(f"unknown mount type '{mnt['type']}'")
+        if src is not None:
+            cmd = f"mount {mnt.get('mount_opts') or ''} -o{mnt['mode']} {src} {dst}"
+        self.sh(f"mkdir -p {shlex.quote(dst)}")
+        try:
+            self.sh(cmd)
+        except CommandFailed as e:
+            if "is busy or already mounted" not in e.output:
+                raise
+            log.info("server %s: %s already mounted", self.server_id, dst)
+
+    def umount(self, veid: int, mnt: dict) -> None:
+        dst = f"/vz/root/{veid}/{mnt['dst']}"
+        if not self.node_file(dst).exists():
+            return
+        try:
+            self.sh(f"umount {mnt.get('umount_opts') or ''} {dst}")
+        except CommandFailed as e:
+            # upstream lets `rc == 1, not mounted` pass; the lab's umount says it with 32
+            if e.status not in (1, 32) or "not mounted" not in e.output:
+                raise
+
+    # 9001 Mail::Send ------------------------------------------------------------------
+    def spool_mail(self, params: dict) -> None:
+        if not (params.get("text_plain") or params.get("text_html")):
+            raise HandlerError("Message body missing")
+        headers = [("From", params.get("from")), ("To", params.get("to")), ("Cc", params.get("cc")),
+                   ("Bcc", params.get("bcc")), ("Reply-To", params.get("reply_to")),
+                   ("Return-Path", params.get("return_path")),
+                   ("Message-ID", params.get("message_id")), ("Subject", params.get("subject")),
+                   ("X-Mailer", "vpsAdmin")]
+        lines = [f"From vpsadmin {time.strftime('%a %b %d %H:%M:%S %Y')}"]
+        for name, value in headers:
+            if value:
+                lines.append(f"{name}: {', '.join(value) if isinstance(value, list) else value}")
+        body = params.get("text_plain") or params.get("text_html")
+        text = "\n".join(lines) + "\n\n" + body.rstrip("\n") + "\n\n"
+        spool = self.node_root / SPOOL_MAIL
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        with open(spool, "a") as f:
+            f.write(text)
+
+    # -- what vpsadmindctl asks ----------------------------------------------------------
+    def remote_command(self, command: str, params: dict) -> dict:
+        """RemoteControl handlers: {'status': 'ok', 'response': ...} or failed + error."""
+        if command == "ping":
+            return {"status": "ok", "response": {"pong": "pong"}}
+        if command == "status":
+            return {"status": "ok", "response": self.status()}
+        if command in ("stop", "restart"):
+            self.exit_status = EXIT_STOP if command == "stop" else EXIT_RESTART
+            return {"status": "ok", "response": None}
+        if command in ("reinit", "init", "flush"):
+            result = {}
+            for resource in params.get("resources") or []:
+                if resource == "fw":
+                    with self.lock:
+                        result["fw"] = firewall(self, command)
+                elif resource == "shaper":
+                    result["shaper"] = True
+            return {"status": "ok", "response": result}
+        return {"status": "failed", "error": "Unsupported command"}
+
+    def status(self) -> dict:
+        with self.lock:
+            queue_size = self.rows("SELECT COUNT(t_id) AS cnt FROM transactions "
+                                   "WHERE t_server = %s AND t_done = 0", (self.server_id,))[0]["cnt"]
+        started = self.started_at or time.time()
+        queues = {name: {"threads": q["threads"], "urgent": q["urgent"],
+                         "start_delay": q["start_delay"],
+                         "started": time.time() >= started + q["start_delay"], "workers": {}}
+                  for name, q in self.config["vpsadmin"]["queues"].items()}
+        return {"state": {"run": self.exit_status == 0, "pause": None, "status": self.exit_status},
+                "queues": queues, "export_console": False, "consoles": {}, "subprocesses": {},
+                "delayed_mounts": {}, "start_time": int(started), "queue_size": int(queue_size)}
+
+
+def firewall(daemon: Vpsadmind2, command: str) -> dict:
+    """Firewall#reinit/#init/#flush on the node's accounting chain, kept as iptables rule
+    lines in /var/lib/lab/iptables/accounting (IPv4) and accounting6 (IPv6).
+    Returns {version: number of addresses} as upstream (ctl prints it as "N rules")."""
+    state = daemon.node_root / "var/lib/lab/iptables"
+    state.mkdir(parents=True, exist_ok=True)
+    result = {}
+    for version, name in ((4, "accounting"), (6, "accounting6")):
+        chain = state / name
+        if command in ("reinit", "flush"):
+            chain.unlink(missing_ok=True)  # cleanup: -F accounting, -D FORWARD, -X accounting
+        if command == "flush" or (command == "init" and chain.exists()):
+            continue
+        ips = [r["ip_addr"] for r in daemon.rows(
+            "SELECT ip_addr FROM vps_ip, vps WHERE vps_server = %s AND vps_ip.vps_id = vps.vps_id "
+            "AND ip_v = %s", (daemon.server_id, version))]
+        rules = ["-N accounting", "-A FORWARD -j accounting"]
+        for ip in ips:
+            for proto in ("tcp", "udp", "all"):
+                rules.append(f"-A accounting -s {ip} -p {proto} -j ACCEPT")
+                rules.append(f"-A accounting -d {ip} -p {proto} -j ACCEPT")
+        chain.write_text("\n".join(rules) + "\n")
+        result[str(version)] = len(ips)
+    return result
+
+
+def action_script(action: str, veid: int, mounts_path: str) -> str:
+    """templates/ve_mount.erb and ve_umount.erb of vpsAdmind 2.0, rendered."""
+    call = ("VpsAdmind::Mounter.mount_all(VEID, MOUNTS, false)" if action == "mount"
+            else "VpsAdmind::Mounter.umount_all(VEID, MOUNTS.reverse)")
+    return (f'#!/usr/bin/env ruby\nENV[\'CONFIG\'] = "/{CONFIG_PATH}"\n'
+            "require '/opt/vpsadmind/lib/vpsadmind/standalone'\n\n"
+            f"VEID = {veid}\nload '{mounts_path}'\n\n"
+            'puts "Executing #{$0}"\n' f"{call}\n\nexit(0)\n")
+
+
+def ruby_inspect(value) -> str:
+    """Ruby's inspect of parsed JSON (what `PP.pp` writes into <veid>.mounts)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",\n ".join(ruby_inspect(v) for v in value) + "]"
+    if value is None:
+        return "nil"
+    if value is True or value is False:
+        return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("#{", "\\#{")
+    return str(value)
+
+
+class RemoteControl:
+    """The daemon's Unix socket (RemoteControl): greets with {"version"}, reads one JSON line
+    {"command", "params"}, answers one JSON line."""
+
+    def __init__(self, daemon: Vpsadmind2):
+        self.daemon = daemon
+        self.path = daemon.node_root / SOCKET_PATH
+        self.server = None
+
+    def start(self) -> None:
+        daemon = self.daemon
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.wfile.write((json.dumps({"version": VERSION}) + "\n").encode())
+                line = self.rfile.readline()
+                try:
+                    request = json.loads(line)
+                    command = str(request["command"])
+                except (ValueError, KeyError, TypeError):
+                    reply = {"status": "failed", "error": "Syntax error"}
+                else:
+                    try:
+                        reply = daemon.remote_command(command, request.get("params") or {})
+                    except CommandFailed as e:
+                        reply = {"status": "failed", "error": {"cmd": e.command,
+                                 "exitstatus": e.status, "error": e.output}}
+                self.wfile.write((json.dumps(reply) + "\n").encode())
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        if len(str(self.path)) > 107:
+            log.error("socket path too long for AF_UNIX: %s", self.path)
+            return
+        self.server = socketserver.ThreadingUnixStreamServer(str(self.path), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name=f"vpsadmind-sock-{daemon.server_id}",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        # The socket file stays, as after the real daemon exits: a client then gets
+        # "Connection refused".
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None

@@ -28,16 +28,21 @@ class SqlStepOperator(BaseOperator):
     (`to_change`), `sample` (optional) shows some, `apply` changes them in one transaction;
     the probe must read 0 afterwards."""
 
-    template_fields = ("dry_run",)
+    template_fields = ("dry_run", "enabled")
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, sql_file: str, step: str, dry_run=True,
+    def __init__(self, *, sql_file: str, step: str, dry_run=True, enabled=True,
                  mysql_conn_id: str = VPSADMIN_DB, **kwargs):
         super().__init__(**kwargs)
         self.sql_file, self.step, self.dry_run, self.mysql_conn_id = sql_file, step, dry_run, mysql_conn_id
+        self.enabled = enabled
 
     def execute(self, context) -> dict:
         from hooks.vpsadmin_db import VpsAdminDbHook
+
+        if not self.enabled:
+            self.log.info("%s: switched off by its parameter", self.step)
+            return step_record(self.step, self.dry_run, [], False, enabled=False)
 
         hook = VpsAdminDbHook(self.mysql_conn_id)
         statements = sql.load(f"vpsadmin/{self.sql_file}")

@@ -17,11 +17,11 @@ from operators.steps import step_record
 from vpsadmin import crontab, encoding, mounts
 from vpsadmin.params import (
     ParamError,
-    check_upgrade,
     check_abs_path,
     check_db_name,
     check_hostname,
     check_node_names,
+    check_upgrade,
     raise_if,
 )
 
@@ -105,8 +105,10 @@ class PreflightOperator(_VpsAdminOperator):
         if not dump_tools.ok or len(dump_tools.stdout.split()) < 3:
             raise_if([f"the DB host {db_host} lacks the MySQL client tools (mysqldump, mysql, "
                       "mysql_tzinfo_to_sql)"])
+        subnets = self.upgrade.get("sharenfs_subnets") or sorted(
+            {".".join(s["server_ip4"].split(".")[:3]) + ".0/24" for s in servers})
         settings = {"api_host": api_host, "db_host": db_host, "database": db.database,
-                    "backup_dir": self.backup_dir.rstrip("/") or "/"}
+                    "backup_dir": self.backup_dir.rstrip("/") or "/", "subnets": subnets}
         self.log.info("preflight ok: %s", settings)
         return settings
 

@@ -36,17 +36,16 @@ class UpgradePhaseOperator(_VpsAdminOperator, SkipMixin):
 
     inherits_from_skipmixin = True
 
-    def __init__(self, *, v122_groups: tuple[str, ...], **kwargs):
+    def __init__(self, *, v122_prefixes: tuple[str, ...], **kwargs):
         super().__init__(**kwargs)
-        self.v122_groups = v122_groups
+        self.v122_prefixes = v122_prefixes
 
     def execute(self, context) -> dict:
         versions = {r["version"] for r in self.db().named("migrations.sql", "versions")}
         migrated = PINNED_VERSION in versions
         if migrated:
-            prefixes = tuple(f"{g}." for g in self.v122_groups)
             tasks = [t for t in context["dag"].tasks
-                     if t.task_id.startswith(prefixes) and not t.task_id.endswith(".report")]
+                     if t.task_id.startswith(self.v122_prefixes) and not t.task_id.endswith(".report")]
             self.log.info("schema_migrations has %s: the v1.22 sections are done; skipping %d task(s)",
                           PINNED_VERSION, len(tasks))
             self.skip(ti=context["ti"], tasks=tasks)
@@ -631,3 +630,141 @@ class IntegrityCheckOperator(_VpsAdminOperator):
                                        + "\n".join(f"{f.get('object')}: {f.get('name')}: {f.get('message')}"
                                                    for f in high[:20]))
         return record
+
+
+class SharenfsOperator(_VpsAdminOperator):
+    """sharenfs of one pool allows every subnet of `settings['subnets']`, its other options kept."""
+
+    template_fields = ("node", "settings", "dry_run")
+
+    def __init__(self, *, node, settings, step: str, dry_run=True, **kwargs):
+        super().__init__(**kwargs)
+        self.node, self.settings, self.step, self.dry_run = node, settings, step, dry_run
+
+    def execute(self, context) -> dict:
+        name, address, fs = self.node["server_name"], self.node["address"], self.node["filesystem"]
+        nodes = self.nodes()
+        try:
+            current = nodes.run(address, ["zfs", "get", "-H", "-o", "value", "sharenfs", fs]).stdout.strip()
+            wanted = configs.sharenfs(current, self.settings["subnets"])
+            if wanted == current:
+                self.log.info("%s: %s:%s sharenfs=%s", self.step, name, fs, current)
+                return step_record(self.step, self.dry_run, [], False, node=name)
+            change = f"{name}: zfs set sharenfs={wanted} {fs}  (was {current})"
+            if not self.dry_run:
+                nodes.run(address, ["zfs", "set", f"sharenfs={wanted}", fs])
+        except NodeCommandError as exc:
+            raise _fail(self.step, exc) from exc
+        finally:
+            nodes.close()
+        self.log.info("%s: %s%s", self.step, "plan: " if self.dry_run else "", change)
+        return step_record(self.step, self.dry_run, [change], not self.dry_run, node=name)
+
+
+class WebMountsOperator(_VpsAdminOperator):
+    """On the web server (the API host), `<node>:/<pool>/vpsadmin/<subdataset>` of every pool
+    NFS-mounted read-only at `<mountpoint>/<pool id>`, and listed in its /etc/fstab."""
+
+    template_fields = ("settings", "pools", "mountpoint", "dry_run")
+
+    def __init__(self, *, settings, pools, subdataset: str, mountpoint: str, step: str, dry_run=True, **kwargs):
+        super().__init__(**kwargs)
+        self.settings, self.pools, self.subdataset = settings, pools, subdataset
+        self.mountpoint, self.step, self.dry_run = mountpoint, step, dry_run
+
+    def execute(self, context) -> dict:
+        host = self.settings["api_host"]
+        nodes = self.nodes()
+        changes = []
+        try:
+            table = nodes.run(host, ["mount"]).stdout
+            fstab = nodes.run(host, "cat /etc/fstab 2>/dev/null || true").stdout
+            mounted = {line.split(" on ", 1)[1].split(" type ", 1)[0] for line in table.splitlines() if " on " in line}
+            for pool in self.pools:
+                source = f"{pool['address']}:/{pool['filesystem']}/vpsadmin/{self.subdataset}"
+                target = f"{self.mountpoint.rstrip('/')}/{int(pool['pool_id'])}"
+                entry = f"{source} {target} nfs ro,vers=3,soft 0 0"
+                if entry not in fstab.splitlines():
+                    changes.append(f"{host}: /etc/fstab += {entry}")
+                    if not self.dry_run:
+                        nodes.run(host, "cat >> /etc/fstab", stdin=entry + "\n")
+                if target not in mounted:
+                    changes.append(f"{host}: mount -t nfs -o ro {source} {target}")
+                    if not self.dry_run:
+                        nodes.run(host, ["mkdir", "-p", target])
+                        nodes.run(host, ["mount", "-t", "nfs", "-o", "ro,vers=3,soft", source, target])
+        except NodeCommandError as exc:
+            raise _fail(self.step, exc) from exc
+        finally:
+            nodes.close()
+        self.log.info("%s: %s%s", self.step, "plan:\n" if self.dry_run and changes else "",
+                      "\n".join(changes) or f"every pool's vpsadmin/{self.subdataset} is mounted")
+        return step_record(self.step, self.dry_run, changes, bool(changes) and not self.dry_run)
+
+
+class NasRemountOperator(_VpsAdminOperator):
+    """The runbook's remount script as SQL: one transaction chain (named `nas_remount`) with,
+    per VPS in (node, id) order, a 5301 Vps::Mounts (mount scripts and the mounts file) and,
+    if it runs, a 5302 Mount; each VPS locked for the chain, each transaction after the
+    previous. Fired once: a chain that is done is not fired again, one still open is waited
+    for (its id is returned), a failed one is fired anew."""
+
+    template_fields = ("dry_run",)
+    DONE, FAILED_STATES = 2, (4, 5)
+
+    def __init__(self, *, step: str, dry_run=True, **kwargs):
+        super().__init__(**kwargs)
+        self.step, self.dry_run = step, dry_run
+
+    def execute(self, context) -> dict:
+        db = self.db()
+        previous = db.named("nas.sql", "remount_chain")
+        if previous and previous[0]["state"] == self.DONE:
+            self.log.info("%s: chain %s remounted everything already", self.step, previous[0]["id"])
+            return step_record(self.step, self.dry_run, [], False, chain_id=None)
+        if previous and previous[0]["state"] not in self.FAILED_STATES:
+            self.log.info("%s: chain %s is still running; waiting for it", self.step, previous[0]["id"])
+            return step_record(self.step, self.dry_run, [], False, chain_id=previous[0]["id"])
+        transactions = self._plan(db)
+        changes = [f"VPS {t['vps_id']} on node {t['server']}: {t['t_type']} ({len(json.loads(t['param'])['mounts'])} "
+                   "mount(s))" for t in transactions]
+        if self.dry_run:
+            self.log.info("%s: plan: chain nas_remount:\n%s", self.step, "\n".join(changes))
+            return step_record(self.step, True, changes, False, chain_id=None)
+        locked = {r["row_id"] for r in db.named("nas.sql", "locked")} & {t["vps_id"] for t in transactions}
+        if locked:
+            raise AirflowFailException(f"{self.step}: VPSes locked by another chain: {sorted(locked)}")
+        statements = sql.load("vpsadmin/nas.sql")
+        with db.get_conn() as conn:
+            cur = conn.cursor()
+            cur.execute(statements["insert_chain"], {"size": len(transactions)})
+            chain_id, previous_id = cur.lastrowid, None
+            for vps_id in dict.fromkeys(t["vps_id"] for t in transactions):
+                cur.execute(statements["lock_vps"], {"vps_id": vps_id, "chain_id": chain_id})
+            for t in transactions:
+                cur.execute(statements["insert_transaction"], {**t, "chain_id": chain_id, "depends_on": previous_id})
+                previous_id = cur.lastrowid
+            cur.execute(statements["queue_chain"], {"chain_id": chain_id})
+            conn.commit()
+        self.log.info("%s: chain %d with %d transaction(s) queued", self.step, chain_id, len(transactions))
+        return step_record(self.step, False, changes, True, chain_id=chain_id)
+
+    @staticmethod
+    def _plan(db) -> list[dict]:
+        by_vps: dict[int, list[dict]] = {}
+        for m in db.named("nas.sql", "mounts"):
+            local = m["pool_server"] == m["vps_server"]
+            by_vps.setdefault(m["vps_id"], []).append({
+                "id": m["id"], "type": "dataset_local" if local else "dataset_remote",
+                "pool_fs": m["pool_fs"], "dataset_name": m["dataset_name"], "src_node_addr": m["src_node_addr"],
+                "dst": m["dst"], "mount_opts": m["mount_opts"] or "", "umount_opts": m["umount_opts"] or "",
+                "mode": m["mode"]})
+        transactions = []
+        for vps in db.named("nas.sql", "vpses"):
+            mounts = by_vps.get(vps["vps_id"], [])
+            param = json.dumps({"mounts": mounts})
+            transactions.append({"server": vps["vps_server"], "vps_id": vps["vps_id"], "t_type": 5301, "param": param})
+            if vps["running"]:
+                transactions.append({"server": vps["vps_server"], "vps_id": vps["vps_id"], "t_type": 5302,
+                                     "param": param})
+        return transactions

@@ -51,3 +51,42 @@ class TransactionQueueSensor(BaseSensorOperator):
                     f"t_id {t['t_id']} type {t['t_type']} on node {t['t_server']} VPS {t['t_vps']}: {t['t_output']}"
                     for t in failed))
         return True
+
+
+class TransactionChainSensor(BaseSensorOperator):
+    """Waits until a vpsAdmin 2.0 transaction chain is in a final state (research/vpsadmin.md
+    §3.2: 2 done, 4 failed, 5 fatal, 6 resolved); fails (not retried) naming the failed
+    transactions unless it is done. No chain id (nothing was fired): done at once."""
+
+    template_fields = ("chain_id",)
+    ui_color = "#eaf7ea"
+    FINAL = {2: "done", 4: "failed", 5: "fatal", 6: "resolved"}
+
+    def __init__(self, *, chain_id, mysql_conn_id: str = VPSADMIN_DB, **kwargs):
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 5)
+        kwargs.setdefault("timeout", 6 * 3600)
+        super().__init__(**kwargs)
+        self.chain_id, self.mysql_conn_id = chain_id, mysql_conn_id
+
+    def poke(self, context) -> bool:
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
+        if self.chain_id in (None, "", "None"):
+            self.log.info("no chain to wait for")
+            return True
+        hook = VpsAdminDbHook(self.mysql_conn_id)
+        rows = hook.named("nas.sql", "chain", {"chain_id": int(self.chain_id)})
+        if not rows:
+            raise AirflowFailException(f"transaction chain {self.chain_id} does not exist")
+        chain = rows[0]
+        self.log.info("chain %s: state %s, %s of %s transaction(s) done", chain["id"], chain["state"],
+                      chain["progress"], chain["size"])
+        if chain["state"] not in self.FINAL:
+            return False
+        if chain["state"] != 2:
+            failed = hook.named("nas.sql", "chain_failures", {"chain_id": int(self.chain_id)})
+            raise AirflowFailException(f"chain {self.chain_id} is {self.FINAL[chain['state']]}:\n" + "\n".join(
+                f"t_id {t['t_id']} type {t['t_type']} on node {t['t_server']} VPS {t['t_vps']}: {t['t_output']}"
+                for t in failed))
+        return True

@@ -70,3 +70,15 @@ def php_defines(text: str, values: dict) -> str:
         else:
             text = text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
     return text
+
+
+def sharenfs(current: str, subnets: list[str]) -> str:
+    """A pool's sharenfs value that allows every subnet read-write, keeping its other
+    options (Linux ZFS syntax: `rw=@net1:@net2,no_root_squash`). `off` or empty starts from
+    `no_root_squash,no_subtree_check` (vpsAdmin mounts VPS data as root)."""
+    options = [] if current in ("", "off", "-", "on") else [o for o in current.split(",") if o]
+    rw = next((o for o in options if o.startswith("rw=")), None)
+    allowed = [a for a in (rw[3:].split(":") if rw else []) if a]
+    allowed += [f"@{net}" for net in subnets if f"@{net}" not in allowed]
+    rest = [o for o in options if not o.startswith("rw=")] or ["no_root_squash", "no_subtree_check"]
+    return ",".join([f"rw={':'.join(allowed)}", *rest])

@@ -80,12 +80,12 @@ def check(environments, default_resources, server_names: list[str]) -> list[str]
         for node in env.get("nodes", []):
             if not isinstance(node, str) or not NODE_NAME.match(node):
                 errors.append(f"{where}.nodes: {node!r} is not a node name")
-            elif node not in known:
+            elif (server := known.get(node) or known.get(short_name(node))) is None:
                 errors.append(f"{where}.nodes: no server named {node!r}")
-            elif known[node] in placed:
-                errors.append(f"{where}.nodes: {node!r} is already in {placed[known[node]]!r}")
+            elif server in placed:
+                errors.append(f"{where}.nodes: {node!r} is already in {placed[server]!r}")
             else:
-                placed[known[node]] = label
+                placed[server] = label
         errors += _check_resources(f"{where}.default_resources", env.get("default_resources", {}))
     errors += _check_resources("default_resources", default_resources)
     for cls in CLASSES:
@@ -127,8 +127,8 @@ def plan_servers(environments: list[dict], env_ids: dict[str, int], servers: lis
     """UPDATE parameters for the servers whose environment or name must change."""
     env_of = {}
     for env in environments:
-        for node in env.get("nodes", []):
-            env_of[node] = env_ids[env["label"]]
+        for node in env.get("nodes", []):  # a full name also matches once it has been shortened
+            env_of[node] = env_of[short_name(node)] = env_ids[env["label"]]
     changes = []
     for s in servers:
         name = s["server_name"]

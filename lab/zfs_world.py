@@ -118,10 +118,9 @@ def _backup_snapshots(z: Zfs, name: str, vps_id: int, timestamps: list[int]) -> 
     """A VPS's backup dataset as vpsAdmind 1.22 left it: rsync'd files, one snapshot a day."""
     top = z.path(name)
     write_file(top / "etc/hostname", f"vps{vps_id}\n")
-    write_file(top / "root/.bash_history", "ls\n")
     for n, ts in enumerate(timestamps):
         snap = backup_snapshot_name(ts)
-        write_file(top / "var/lib/backup-time", f"{snap}\n")
+        write_file(top / "var/log/backup-time", f"{snap}\n")
         write_file(top / "var/log/messages",
                    "".join(f"day {d} of vps {vps_id}\n" for d in range(n + 1)))
         z.snapshot(f"{name}@{snap}", creation=ts)

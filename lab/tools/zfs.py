@@ -883,7 +883,9 @@ class Zfs:
             try:
                 with tarfile.open(fileobj=stream, mode="r|") as tar:
                     for member in tar:
-                        tar.extract(member, incoming, set_attrs=True, filter="tar")
+                        # Python 3.11.4+ warns without an extraction filter; older has none.
+                        extra = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+                        tar.extract(member, incoming, set_attrs=True, **extra)
                 if full and fs not in st["datasets"]:
                     self._new_dataset(st, fs, {})
                 if header.get("props"):

@@ -176,3 +176,85 @@ def api(method: str, path: str, body: dict | None = None, password: str = ":hesl
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+# The tables the API's integrity check reads and writes at the final schema (20150717065916,
+# 20150131162852, 20150528111113), for as long as the lab's `rake db:migrate` is not there.
+INTEGRITY_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS integrity_checks (id int AUTO_INCREMENT PRIMARY KEY,
+         user_id int NULL, status int NOT NULL DEFAULT 0, checked_objects int NOT NULL DEFAULT 0,
+         integral_objects int NOT NULL DEFAULT 0, broken_objects int NOT NULL DEFAULT 0,
+         checked_facts int NOT NULL DEFAULT 0, true_facts int NOT NULL DEFAULT 0,
+         false_facts int NOT NULL DEFAULT 0, created_at datetime NULL, updated_at datetime NULL,
+         finished_at datetime NULL)""",
+    """CREATE TABLE IF NOT EXISTS integrity_objects (id int AUTO_INCREMENT PRIMARY KEY,
+         integrity_check_id int NOT NULL, node_id int NOT NULL, class_name varchar(100) NOT NULL,
+         row_id int NULL, ancestry varchar(255) NULL, ancestry_depth int NOT NULL DEFAULT 0,
+         status int NOT NULL DEFAULT 0, checked_facts int NOT NULL DEFAULT 0,
+         true_facts int NOT NULL DEFAULT 0, false_facts int NOT NULL DEFAULT 0,
+         created_at datetime NULL, updated_at datetime NULL)""",
+    """CREATE TABLE IF NOT EXISTS integrity_facts (id int AUTO_INCREMENT PRIMARY KEY,
+         integrity_object_id int NOT NULL, name varchar(30) NOT NULL,
+         expected_value varchar(255) NOT NULL, actual_value varchar(255) NOT NULL,
+         status int NOT NULL DEFAULT 0, severity int NOT NULL DEFAULT 1,
+         message varchar(1000) NULL, created_at datetime NULL)""",
+    """CREATE TABLE IF NOT EXISTS transaction_chain_concerns (id int AUTO_INCREMENT PRIMARY KEY,
+         transaction_chain_id int NOT NULL, class_name varchar(255) NOT NULL, row_id int NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS cluster_resources (id int AUTO_INCREMENT PRIMARY KEY, name varchar(100))",
+    """CREATE TABLE IF NOT EXISTS user_cluster_resources (id int AUTO_INCREMENT PRIMARY KEY,
+         user_id int, environment_id int, cluster_resource_id int, value int)""",
+    """CREATE TABLE IF NOT EXISTS cluster_resource_uses (id int AUTO_INCREMENT PRIMARY KEY,
+         user_cluster_resource_id int, class_name varchar(255), table_name varchar(255),
+         row_id int, value int, confirmed int DEFAULT 0)""",
+    "ALTER TABLE vps ADD COLUMN object_state int NOT NULL DEFAULT 0",
+]
+
+
+def test_api_integrity_check_of_vpses(v2_node):
+    lab = v2_node
+    for sql in INTEGRITY_SCHEMA:
+        query(lab, sql)
+    # The API node's thin writes the service state (the lab's thin simulator does it for real).
+    write_file(lab.node_root("vpsadmin") / "var/lib/lab/services/vpsadmin-api", "running\n")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            status, body = api("GET", "/v1/")
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the API never listened"
+            time.sleep(0.5)
+    assert status == 200 and body["status"] is True
+    assert api("GET", "/v1/integrity_checks", password="wrong")[0] == 401
+
+    # Plain `integrity_check new`: only Finalize runs, on the node that reported last.
+    status, body = api("POST", "/v1/integrity_checks", {"integrity_check": {}})
+    assert status == 200, body
+    plain = body["response"]["integrity_check"]["id"]
+    assert scalar(lab, "SELECT COUNT(*) FROM transactions t JOIN transaction_chains c ON "
+                       "c.id = t.transaction_chain_id JOIN transaction_chain_concerns cc ON "
+                       "cc.transaction_chain_id = c.id WHERE cc.row_id = %s", (plain,)) == 1
+
+    # node1 runs 2.0: a VPS check of node1 alone (node2 is still 1.22 and would not run it).
+    status, body = api("POST", "/v1/integrity_checks", {"integrity_check": {"vps": True, "node": 1}})
+    assert status == 200, body
+    check = body["response"]["integrity_check"]["id"]
+    deadline = time.monotonic() + 30
+    while (result := api("GET", f"/v1/integrity_checks/{check}")[1]["response"]["integrity_check"]
+           )["finished_at"] is None:
+        assert time.monotonic() < deadline, query(
+            lab, "SELECT t_id, t_type, t_server, t_done, t_success, t_output FROM transactions "
+                 "WHERE transaction_chain_id > 0")
+        time.sleep(0.5)
+    vpses = scalar(lab, "SELECT COUNT(*) FROM vps WHERE vps_server = 1")
+    assert result["checked_objects"] >= vpses
+    facts = api("GET", f"/v1/integrity_facts?integrity_fact[integrity_check]={check}"
+                       "&integrity_fact[name]=exists")[1]["response"]["integrity_facts"]
+    vps_exists = [f for f in facts if f["integrity_object"]["class_name"] == "Vps"]
+    assert len(vps_exists) == vpses and all(f["status"] == "true" for f in vps_exists)
+    assert vps_exists[0]["expected_value"] == "--- true\n...\n"
+    # the world's configs carry no PHYSPAGES: memory is unlimited on the node, a false fact
+    false = api("GET", f"/v1/integrity_facts?integrity_fact[integrity_check]={check}"
+                       "&integrity_fact[status]=false&integrity_fact[name]=memory")[1]
+    assert false["response"]["integrity_facts"], false
+    assert result["status"] == "broken"

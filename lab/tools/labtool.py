@@ -435,6 +435,9 @@ def vzlist_json_value(field, veid, conf):
 
 
 def vzlist(args):
+    # getopt: short flags combine (`vzlist -aj -o ...`)
+    args = [
+        x for a in args for x in ([f"-{c}" for c in a[1:]] if re.fullmatch(r"-[aHj]{2,}", a) else [a])]
     show_all = "-a" in args or "--all" in args
     no_header = "-H" in args or "--no-header" in args
     as_json = "-j" in args or "--json" in args

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("vpsadmin_database",)
+BENCHES = ("vpsadmin_database", "vpsadmin_resources")
 
 
 def main(argv: list[str]) -> int:

@@ -198,7 +198,7 @@ def run_dag(lab, log_path: Path) -> tuple[str, list[dict]]:
     with output_to(log_path):
         dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag(DAG_ID)
         run = dag.test(run_conf={"dry_run": False, "require_approval": False},
-                       mark_success_pattern=r"prerequisites\..*")
+                       mark_success_pattern=r"(prerequisites|api|nodes|storage|nas|web|cluster|finalize)\..*")
     with create_session() as session:
         dr = session.get(DagRun, run.id)
         records = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in

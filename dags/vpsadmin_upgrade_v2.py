@@ -410,7 +410,9 @@ with DAG(
             task_id="servers", environments="{{ params.environments }}", step="api.servers", dry_run=DRY_RUN,
             doc_md=step_doc("api.servers", "Every server in its environment (the migration left "
                             "environment_id 0) and named without its location domain "
-                            "(SUBSTRING_INDEX(server_name, '.', 1))."),
+                            "(SUBSTRING_INDEX(server_name, '.', 1)); ve_private from 1.22's `%veid%` to 2.0's "
+                            "`%{veid}` placeholder (the runbook misses it: vpsAdmind 2.0 would look for "
+                            "/vz/private/%veid%)."),
         )
         sysconfig = SysconfigOperator(
             task_id="sysconfig", name="snapshot_download_base_url", value="{{ params.snapshot_download_base_url }}",

@@ -52,12 +52,15 @@ class UpgradePhaseOperator(_VpsAdminOperator, SkipMixin):
         return {"migrated": migrated, "latest": max(versions) if versions else None}
 
 
-class RakeMigrateOperator(_VpsAdminOperator):
+class RakeMigrateOperator(_VpsAdminOperator, SkipMixin):
     """`rake db:migrate [VERSION=...]` in the API checkout on the API host, when the schema is
     behind. A failed migration is not retried (MySQL DDL is not transactional: a half-applied
-    migration needs the restore path, not a second try)."""
+    migration needs the restore path, not a second try). In plan mode with migrations pending,
+    the steps after it cannot probe tables that do not exist yet: they are skipped (section
+    reports still run) and planned by a plan-mode run after the migration."""
 
     template_fields = ("settings", "dry_run")
+    inherits_from_skipmixin = True
 
     def __init__(self, *, settings, step: str, version: str | None = None, dry_run=True, **kwargs):
         super().__init__(**kwargs)
@@ -77,7 +80,11 @@ class RakeMigrateOperator(_VpsAdminOperator):
             command = f"cd {API_ROOT} && rake db:migrate" + (f" VERSION={int(self.version)}" if self.version else "")
             change = f"{host}: {command}  (schema {current} -> {target})"
             if self.dry_run:
-                self.log.info("%s: plan: %s", self.step, change)
+                later = [t for t in context["task"].get_flat_relatives(upstream=False)
+                         if not t.task_id.endswith(".report")]
+                self.log.info("%s: plan: %s\nthe %d later step(s) need the migrated schema to plan: skipped",
+                              self.step, change, len(later))
+                self.skip(ti=context["ti"], tasks=later)
                 return step_record(self.step, True, [change], False)
             result = nodes.run(host, command, check=False, timeout=6 * 3600, log_output=True)
         finally:
@@ -166,8 +173,9 @@ class ServersOperator(_VpsAdminOperator):
             raise AirflowFailException(f"{self.step}: environments {missing} do not exist")
         env_ids.update({label: f"<new {label}>" for label in missing})  # plan mode only
         plan = environments.plan_servers(self.environments, env_ids, db.named("environments.sql", "servers"))
-        changes = [f"server {c['server_id']}: {c['was']} (environment {c['was_environment_id']}) -> "
-                   f"{c['server_name']} (environment {c['environment_id']})" for c in plan]
+        changes = [f"server {c['server_id']}: {c['was']} (environment {c['was_environment_id']}, ve_private "
+                   f"{c['was_ve_private']}) -> {c['server_name']} (environment {c['environment_id']}, "
+                   f"ve_private {c['ve_private']})" for c in plan]
         if not changes or self.dry_run:
             self.log.info("%s: %s", self.step, "\n".join(changes) or "every server placed and named")
             return step_record(self.step, self.dry_run, changes, False)

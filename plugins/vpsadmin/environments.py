@@ -135,11 +135,20 @@ def plan_servers(environments: list[dict], env_ids: dict[str, int], servers: lis
         environment_id = env_of.get(name, env_of.get(short_name(name)))
         if environment_id is None:
             raise ParamError(f"server {name} is in no environment")
-        if s["environment_id"] != environment_id or name != short_name(name):
+        ve_private = v2_ve_private(s.get("ve_private"))
+        if s["environment_id"] != environment_id or name != short_name(name) or ve_private != s.get("ve_private"):
             changes.append({"server_id": s["server_id"], "server_name": short_name(name),
-                            "environment_id": environment_id, "was": name,
-                            "was_environment_id": s["environment_id"]})
+                            "environment_id": environment_id, "ve_private": ve_private, "was": name,
+                            "was_environment_id": s["environment_id"], "was_ve_private": s.get("ve_private")})
     return changes
+
+
+def v2_ve_private(value: str | None) -> str | None:
+    """servers.ve_private in 2.0's placeholder syntax: 1.22 wrote `%veid%`, vpsAdmind 2.0
+    substitutes `%{veid}` (Utils::Vps#ve_private), so an unchanged value points every VPS at
+    a path that does not exist (the integrity check reports it as a false high-severity fact).
+    The runbook does not mention it."""
+    return value.replace("%veid%", "%{veid}") if value else value
 
 
 def plan_default_resources(environments: list[dict], default_resources: dict, env_ids: dict[str, int],

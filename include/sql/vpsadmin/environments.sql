@@ -20,8 +20,9 @@ SET domain = %(domain)s, can_create_vps = %(can_create_vps)s, can_destroy_vps = 
 WHERE id = %(id)s
 
 -- name: servers
-SELECT server_id, server_name, server_type, environment_id FROM servers ORDER BY server_id
+SELECT server_id, server_name, server_type, environment_id, ve_private FROM servers ORDER BY server_id
 
 -- name: update_server
-UPDATE servers SET environment_id = %(environment_id)s, server_name = %(server_name)s
+UPDATE servers SET environment_id = %(environment_id)s, server_name = %(server_name)s,
+                   ve_private = %(ve_private)s
 WHERE server_id = %(server_id)s

@@ -1,0 +1,193 @@
+"""The whole vpsadmin_upgrade_v2 DAG on a fresh lab world: a v1.22 cluster becomes a working
+v2.0 cluster (real MariaDB, real SSH, the lab's simulators and daemons, dag.test()), a second
+run changes nothing; a failed migration is restored to the pre-upgrade database."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from lab.nodes import run_in_node
+from tests.helpers import diff_states, query, run_dag, scalar, table_checksums, world_state
+from tests.test_vpsadmin_upgrade_e2e import DAG_ID, GATE, real_run_conf
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
+
+FINAL_VERSION = "20151213173722"
+NAS_ROOT = "storage/vpsfree.cz/nas"
+BACKUP_ROOT = "backup/vpsfree.cz/backup"
+MAIL_TEMPLATES = {"vps_config_change", "vps_resources_change", "user_create", "user_suspend", "user_resume",
+                  "user_soft_delete", "user_revive", "expiration_user_active", "snapshot_download_ready",
+                  "daily_report", "vps_suspend", "vps_resume"}
+# Rows the cluster writes while it runs: daemon status, and the integrity check each run starts.
+LIVE_TABLES = ("servers_status", "integrity_checks", "integrity_objects", "integrity_facts",
+               "transaction_chains", "transactions", "resource_locks", "vps_status")
+LIVE_NODE_FILES = ("var/log/", "var/run/", "var/lib/lab/vpsadmind")
+
+
+def zfs(lab, node: str, *args: str) -> list[str]:
+    result = run_in_node(lab.node_root(node), "zfs " + " ".join(args))
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.decode().splitlines() if line]
+
+
+def nas_files(lab) -> dict[str, str]:
+    """{path under the NAS root: sha256} of every file (hidden ones too) on storage1."""
+    root = lab.node_root("storage1") / NAS_ROOT
+    files = {}
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            files[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def expected_after_move(path: str, new_private: str) -> str:
+    """Where a NAS file is after the upgrade: the `<m>/private` child dataset is renamed and,
+    like its parent, keeps its data under its own private/."""
+    member, rest = path.split("/", 1)
+    if rest.startswith("private/"):
+        return f"{member}/{new_private}/private/{rest[len('private/'):]}"
+    return f"{member}/private/{rest}"
+
+
+def expected_resources(lab) -> dict[int, dict[str, int]]:
+    """Hand-computed Production resources per member from the v1.22 rows: configs named
+    ram-vswap-<N>g-swap-0g, swap-<N>g, cpu-<N>c-<L>, hdd-<N>g and the VPS's addresses, summed
+    over the member's VPSes on existing nodes (stray ones are deleted by the upgrade)."""
+    totals: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for m_id, name in query(lab, """
+            SELECT v.m_id, c.name FROM vps v
+            INNER JOIN servers s ON s.server_id = v.vps_server
+            INNER JOIN vps_has_config h ON h.vps_id = v.vps_id
+            INNER JOIN config c ON c.id = h.config_id"""):
+        if name.startswith("ram-vswap-") and name.endswith("g-swap-0g"):
+            totals[m_id]["memory"] += int(name[len("ram-vswap-"):-len("g-swap-0g")]) * 1024
+        elif name.startswith("swap-") and name.endswith("g"):
+            totals[m_id]["swap"] += int(name[5:-1]) * 1024
+        elif name.startswith("cpu-") and "c-" in name:
+            totals[m_id]["cpu"] += int(name[4:name.index("c-")])
+        elif name.startswith("hdd-") and name.endswith("g"):
+            totals[m_id]["diskspace"] += int(name[4:-1]) * 1024
+    for m_id, version, count in query(lab, """
+            SELECT v.m_id, ip.ip_v, COUNT(*) FROM vps_ip ip INNER JOIN vps v ON v.vps_id = ip.vps_id
+            INNER JOIN servers s ON s.server_id = v.vps_server GROUP BY v.m_id, ip.ip_v"""):
+        totals[m_id][f"ipv{version}"] += int(count)
+    return totals
+
+
+def test_whole_upgrade_then_rerun_changes_nothing(lab_world):
+    lab = lab_world()
+    files_before = nas_files(lab)
+    assert any("/." in f or f.split("/", 1)[1].startswith(".") for f in files_before), "seeded hidden files"
+    resources = expected_resources(lab)
+    backups = {vps_id: count for vps_id, count in query(
+        lab, "SELECT b.vps_id, COUNT(*) FROM vps_backups b INNER JOIN vps v ON v.vps_id = b.vps_id "
+             "INNER JOIN servers s ON s.server_id = v.vps_server GROUP BY b.vps_id")}
+    members = scalar(lab, "SELECT COUNT(*) FROM members")
+
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers={GATE: "Approve"})
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    assert answered == [(GATE, "Approve")]
+    assert tis["api.restore_database"] == "skipped"
+
+    # schema, environments, servers
+    assert scalar(lab, "SELECT MAX(version) FROM schema_migrations") == FINAL_VERSION
+    envs = dict(query(lab, "SELECT label, id FROM environments"))
+    assert set(envs) == {"Production", "Storage"}
+    assert scalar(lab, "SELECT user_ip_ownership FROM environments WHERE label = 'Production'") == 1
+    assert dict(query(lab, "SELECT server_name, environment_id FROM servers")) == {
+        "vpsadmin": envs["Production"], "node1": envs["Production"], "node2": envs["Production"],
+        "storage1": envs["Storage"], "backup1": envs["Storage"]}
+    assert scalar(lab, "SELECT COUNT(*) FROM vps WHERE confirmed <> 1") == 0
+    assert scalar(lab, "SELECT COUNT(*) FROM default_object_cluster_resources") == 2 * 2 * 6
+    # IP owners
+    owned = query(lab, "SELECT ip.user_id, v.m_id FROM vps_ip ip INNER JOIN vps v ON v.vps_id = ip.vps_id")
+    assert owned and all(user == owner for user, owner in owned)
+    # cluster resources of some seeded users, as computed by hand above
+    minimum = {"memory": 4096, "swap": 0, "cpu": 8, "diskspace": 61440, "ipv4": 1, "ipv6": 32}
+    got = defaultdict(dict)
+    for m_id, name, value in query(lab, """
+            SELECT u.user_id, r.name, u.value FROM user_cluster_resources u
+            INNER JOIN cluster_resources r ON r.id = u.cluster_resource_id
+            WHERE u.environment_id = %s""", (envs["Production"],)):
+        got[m_id][name] = int(value)
+    checked = sorted(resources)[:4]
+    assert checked
+    for m_id in checked:
+        expected = {r: max(resources[m_id].get(r, 0), minimum[r]) for r in minimum}
+        assert got[m_id] == expected, (m_id, got[m_id], expected)
+    assert scalar(lab, "SELECT COUNT(*) FROM vps_has_config h INNER JOIN config c ON c.id = h.config_id "
+                       "WHERE c.name LIKE 'ram-vswap-%%' OR c.name LIKE 'hdd-%%'") == 0
+    # environment configs
+    assert scalar(lab, "SELECT COUNT(*) FROM environment_user_configs") == members * len(envs)
+    # pools
+    for pool_fs, node in query(lab, "SELECT p.filesystem, s.server_name FROM pools p "
+                                    "INNER JOIN servers s ON s.server_id = p.node_id"):
+        assert zfs(lab, node, "list", "-H", "-o", "name", f"{pool_fs}/vpsadmin/mount",
+                   f"{pool_fs}/vpsadmin/download") == [f"{pool_fs}/vpsadmin/mount", f"{pool_fs}/vpsadmin/download"]
+    # no dataset named private
+    assert scalar(lab, "SELECT COUNT(*) FROM datasets WHERE name = 'private'") == 0
+    assert not [n for n in zfs(lab, "storage1", "list", "-H", "-r", "-o", "name", "storage")
+                if n.endswith("/private")]
+    # backups: tree/branch layout in ZFS, registered once
+    snapshots = zfs(lab, "backup1", "list", "-H", "-r", "-t", "snapshot", "-o", "name", BACKUP_ROOT)
+    by_vps = defaultdict(list)
+    for name in snapshots:
+        dataset, _ = name.split("@")
+        assert "/tree.0/branch-" in dataset and dataset.endswith(".0"), name
+        by_vps[int(dataset[len(BACKUP_ROOT) + 1:].split("/")[0])].append(name)
+    assert {v: len(s) for v, s in by_vps.items()} == backups
+    assert scalar(lab, "SELECT COUNT(*) FROM dataset_trees") == len(backups)
+    assert scalar(lab, "SELECT COUNT(*) FROM branches") == len(backups)
+    assert scalar(lab, "SELECT COUNT(*) FROM snapshot_in_pool_in_branches") == sum(backups.values())
+    # NAS data: every file under private/ with its checksum
+    files_after = nas_files(lab)
+    for path, digest in files_before.items():
+        moved = expected_after_move(path, "private-data")
+        assert files_after.get(moved) == digest, (path, moved)
+    # mount scripts regenerated for every VPS with mounts
+    for vps_id, server in query(lab, "SELECT DISTINCT v.vps_id, s.server_name FROM mounts m "
+                                     "INNER JOIN vps v ON v.vps_id = m.vps_id "
+                                     "INNER JOIN servers s ON s.server_id = v.vps_server"):
+        assert (lab.node_root(server) / f"var/vpsadmin/mounts/{vps_id}.mounts").exists(), vps_id
+        assert (lab.node_root(server) / f"etc/vz/conf/{vps_id}.mount").exists(), vps_id
+    # mail templates, integrity
+    assert MAIL_TEMPLATES <= {n for (n,) in query(lab, "SELECT name FROM mail_templates")}
+    assert scalar(lab, "SELECT COUNT(*) FROM integrity_checks WHERE finished_at IS NOT NULL") == 1
+    assert scalar(lab, "SELECT COUNT(*) FROM integrity_facts WHERE status = 0 AND severity = 2") == 0
+
+    before = world_state(lab)
+    chains = scalar(lab, "SELECT COUNT(*) FROM transaction_chains WHERE name <> 'integrity_check'")
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers={GATE: "Approve"})
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    assert answered == []
+    assert tis["database.encoding_probe"] == "skipped" and tis["api.migrate_pinned"] == "success"
+    after = world_state(lab)
+    changed = [c for c in diff_states(before, after)
+               if not c.startswith(tuple(f"tables: {t}" for t in LIVE_TABLES))
+               and not any(f"/{p}" in c for p in LIVE_NODE_FILES)]
+    assert changed == []
+    assert scalar(lab, "SELECT COUNT(*) FROM transaction_chains WHERE name <> 'integrity_check'") == chains
+
+
+def test_failed_migration_restores_the_pre_upgrade_database(lab_world):
+    """The timezone step marked done without running leaves the time zone tables empty (as a
+    v1.22 server has them): the datetime migration fails, the gate is approved, the restore
+    brings every table back to its pre-upgrade checksum."""
+    lab = lab_world()
+    before = table_checksums(lab)
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(), mark_success_pattern=r"database\.timezones",
+                                   answers={GATE: "Approve", "api.approve_restore": "Approve"})
+    assert state == "failed"
+    assert tis["api.migrate_pinned"] == "failed"
+    assert ("api.approve_restore", "Approve") in answered
+    assert tis["api.restore_database"] == "success"
+    assert tis["api.environments"] == "upstream_failed"
+    after = table_checksums(lab)
+    assert {t: v for t, v in after.items() if v != before.get(t)} == {}
+    assert set(after) == set(before)

@@ -1,0 +1,6 @@
+module VpsAdmin
+  module API
+    VERSION = '2.0.0'
+  end
+end
+# lab stand-in for the upstream file; the lab's simulators do the work

@@ -23,6 +23,8 @@ TOOLS = {name: "labtool.py" for name in
          ("service", "crontab", "yum", "rpm", "mount", "umount", "vzctl", "vzlist")}
 TOOLS["vpsadmindctl"] = "vpsadmindctl.py"
 TOOLS["zfs"] = TOOLS["zpool"] = "zfs.py"  # zfs.py answers as zpool too (argv[0])
+TOOLS.update({name: "devtools.py" for name in ("git", "bundle", "bundler", "php", "thin")})
+TOOLS["rake"] = "rake.py"
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

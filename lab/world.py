@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import zfs_world
+from lab import checkouts, zfs_world
 from lab.config import LabConfig
 from lab.nodes import write_file
 from lab.topology import HOSTS, host_with_role
@@ -66,6 +66,7 @@ def lay_out(cfg: LabConfig, conn) -> None:
            f"[client]\nhost={cfg.mysql_host}\nport={cfg.mysql_port}\nuser={cfg.mysql_user}\n"
            f"password={cfg.mysql_password}\n", 0o600)
     (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    checkouts.lay_out(cfg, conn)  # git checkouts of 1.22 and their 2.0 remotes
     # Last: the ZFS datasets adopt the directories written above (vz/private/<veid>).
     zfs_world.lay_out(cfg, conn)
 

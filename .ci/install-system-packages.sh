@@ -16,6 +16,9 @@
 #   libmariadb-dev, gcc,       building mysqlclient (MySQLdb) in the virtualenv
 #   pkg-config, pythonX.Y-dev
 #   pythonX.Y-venv             `python -m venv` on a Debian/Ubuntu Python
+#   zfs-fuse                   a real ZFS for tests/test_zfs_contract.py (skipped without it);
+#                              LAB_ZFS_FUSE=0 leaves it out (on systemd hosts the package
+#                              enables zfs-fuse.service)
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3.11}
@@ -58,6 +61,7 @@ check() {
     has_cmd gcc || add gcc
     has_cmd pkg-config || add pkg-config
     has_pkg libmariadb-dev || has_cmd mariadb_config || add libmariadb-dev
+    [[ ${LAB_ZFS_FUSE:-1} == 0 ]] || has_cmd zfs-fuse || [[ -x /usr/sbin/zfs-fuse ]] || add zfs-fuse
     if [[ -z ${LAB_MYSQL_URL:-} ]] && ! mariadb_answers && ! server_binaries; then
         add mariadb-server
     fi

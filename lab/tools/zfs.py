@@ -845,7 +845,8 @@ class Zfs:
                                        "must specify -F to overwrite it")
                     existing = self._snapshots_of(st, fs)
                     if existing:
-                        raise ZfsError(f"{where}: destination has snapshots (eg. {existing[0]})\n"
+                        # The real one names the first its ZAP cursor meets; here the newest.
+                        raise ZfsError(f"{where}: destination has snapshots (eg. {existing[-1]})\n"
                                        "must destroy them to overwrite it")
                 else:
                     parent = _parent(fs)
@@ -1339,6 +1340,8 @@ def _run(z: Zfs, command: str, args: list[str], stdin, stdout, text_out) -> int:
                 if from_fs and from_fs != fs:
                     raise UsageError("incremental source must be in same filesystem", command)
             else:
+                sys.stderr.write("Warning: incremental source didn't specify type, assuming "
+                                 "snapshot. Use '@' or '#' prefix to avoid ambiguity.\n")
                 from_name = from_snap
             if "@" in from_name or "/" in from_name:
                 raise UsageError("invalid incremental source", command)

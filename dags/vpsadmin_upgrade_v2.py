@@ -81,6 +81,8 @@ INVENTORY = "{{ ti.xcom_pull(task_ids='preflight.inventory') }}"
 POOL_LABEL = "{{ task.node['server_name'] }}:{{ task.node['filesystem'] }}"
 # The API/web host as a node dict for the one-host steps.
 API_NODE = "{{ {'server_name': 'api', 'address': ti.xcom_pull(task_ids='preflight.check_params')['api_host']} }}"
+WEB_NODE = ("{{ {'server_name': 'web', 'address': ti.xcom_pull(task_ids='preflight.check_params')['api_host'], "
+            "'web_root': params.web_root} }}")
 
 def git_update(path: str) -> tuple[str, str]:
     """(check, apply) of a runbook `git pull` + dependency install in a checkout."""
@@ -581,10 +583,10 @@ with DAG(
 
     with TaskGroup("web", tooltip="runbook: Upgrading the web interface") as web:
         web_update = NodeStepOperator(
-            task_id="update", step="web.update", node=API_NODE, dry_run=DRY_RUN,
-            check="cd {{ params.web_root }} && git fetch -q && test \"$(git rev-list --count HEAD..@{u})\" = 0 "
+            task_id="update", step="web.update", node=WEB_NODE, dry_run=DRY_RUN,
+            check="cd {web_root} && git fetch -q && test \"$(git rev-list --count HEAD..@{u})\" = 0 "
                   "&& test -e vendor/autoload.php",
-            apply="cd {{ params.web_root }} && git pull && php composer.phar install",
+            apply="cd {web_root} && git pull && php composer.phar install",
             doc_md=step_doc("web.update", "`git pull` and `php composer.phar install` in the web interface."),
         )
         web_config = WebConfigOperator(

@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 RESOURCES_SQL = "vpsadmin/cluster_resources.sql"
 ENV_CONFIGS_SQL = "vpsadmin/environment_configs.sql"
-INPUTS = ("users", "environments", "vpses", "vps_configs", "ip_counts", "nas_datasets", "refquotas",
-          "user_resources", "uses")
+INPUTS = ("users", "environments", "vpses", "vps_configs", "ip_counts", "nas_datasets", "user_resources", "uses")
 # executemany() sends one multi-row INSERT per this many bytes (MySQLdb's default is 64 KiB).
 MAX_STATEMENT_BYTES = 4 << 20
 
@@ -62,13 +61,18 @@ def load_inputs(cur) -> tuple[dict, dict[str, int]]:
 
     statements = sql.load(RESOURCES_SQL)
     frames = {name: read_frame(cur, statements[name]) for name in INPUTS}
-    frames["nas_datasets"]["quota"] = frames["nas_datasets"]["quota"].map(property_int)
-    frames["refquotas"]["value"] = frames["refquotas"]["value"].map(property_int)
+    properties = read_frame(cur, statements["properties"])
+    properties["value"] = properties["value"].map(property_int)
+    quotas = properties[properties["name"] == "quota"][["dataset_in_pool_id", "value"]]
+    frames["nas_datasets"] = frames["nas_datasets"].merge(
+        quotas.rename(columns={"value": "quota"}), on="dataset_in_pool_id", how="left")
+    # id: the property row, so the write goes by primary key.
+    frames["refquotas"] = properties[properties["name"] == "refquota"][["id", "dataset_in_pool_id", "value"]]
     resource_ids = dict(rows_of(read_frame(cur, statements["cluster_resources"]), ["name", "id"]))
     return frames, resource_ids
 
 
-def write_plan(cur, plan, resource_ids: dict[str, int]) -> dict[str, int]:
+def write_plan(cur, plan, resource_ids: dict[str, int], logger: logging.Logger = log) -> dict[str, int]:
     """The plan into the database (the caller commits); affected rows per statement."""
     from vpsadmin.resources import RESOURCES, ResourceError, property_text
 
@@ -89,12 +93,14 @@ def write_plan(cur, plan, resource_ids: dict[str, int]) -> dict[str, int]:
         cur.executemany(st["fill_uses"], rows_of(uses, ["user_id", "environment_id", "cluster_resource_id",
                                                         "class_name", "table_name", "row_id", "value"]))
         cur.executemany(st["fill_configs"], rows_of(plan.deleted_configs, ["id"]))
-        cur.executemany(st["fill_refquotas"], rows_of(refquotas, ["dataset_in_pool_id", "text"]))
+        cur.executemany(st["fill_refquotas"], rows_of(refquotas, ["id", "text"]))
         affected = {}
         for name in ("insert_user_resources", "raise_user_resources", "insert_uses", "delete_configs",
                      "set_refquotas"):
+            t0 = time.monotonic()
             cur.execute(st[name])
             affected[name] = cur.rowcount
+            logger.info("resources.assign: %s: %d row(s) in %.2f s", name, cur.rowcount, time.monotonic() - t0)
     finally:
         cur.execute(st["drop_temporary_tables"])
     expected = {"insert_uses": len(plan.new_uses), "delete_configs": len(plan.deleted_configs),
@@ -126,7 +132,7 @@ def assign_cluster_resources(conn, *, minimums: dict | None = None, dry_run: boo
             conn.rollback()
             return {"plan": summary, "written": {}, "seconds": round(time.monotonic() - started, 2)}
         try:
-            written = write_plan(cur, plan, resource_ids)
+            written = write_plan(cur, plan, resource_ids, logger)
             conn.commit()
         except Exception:
             conn.rollback()

@@ -121,7 +121,7 @@ def minimums_frame(environments: pd.DataFrame, minimums: dict | None) -> pd.Data
 class ResourcePlan:
     new_uses: pd.DataFrame  # USE_COLUMNS
     deleted_configs: pd.DataFrame  # id, vps_id, name (vps_has_config rows)
-    refquotas: pd.DataFrame  # dataset_in_pool_id, value, current
+    refquotas: pd.DataFrame  # dataset_in_pool_id, value, current (+ the input's other columns, e.g. id)
     user_resources: pd.DataFrame  # user_id, environment_id, resource, value, current (NaN: no row yet)
     counts: dict = field(default_factory=dict)
 
@@ -170,7 +170,8 @@ def plan_assignment(*, users: pd.DataFrame, environments: pd.DataFrame, vpses: p
     users: user_id (in scope). environments: id, label. vpses: vps_id, user_id, environment_id
     (of its node), dataset_in_pool_id. vps_configs: id (vps_has_config), vps_id, order, name.
     ip_counts: vps_id, ip_v, n. nas_datasets (on primary pools): dataset_in_pool_id, user_id,
-    environment_id, ancestry, quota (MiB or None). refquotas: dataset_in_pool_id, value.
+    environment_id, ancestry, quota (MiB or None). refquotas: dataset_in_pool_id, value (other
+    columns, e.g. the property's id, are carried into the plan).
     user_resources (existing): user_id, environment_id, resource, value. uses (existing):
     class_name, row_id, user_id, environment_id, resource, value, confirmed (optional; only
     confirmed = 1 counts towards the totals, as UserClusterResource#used sums them).

@@ -25,21 +25,21 @@ FROM vps_has_config vhc JOIN config c ON c.id = vhc.config_id
 -- name: ip_counts
 SELECT vps_id, ip_v, COUNT(*) AS n FROM vps_ip WHERE vps_id IS NOT NULL GROUP BY vps_id, ip_v
 
--- Datasets on primary (NAS) pools, with the environment of the pool's node and the quota
--- property (a YAML dump, MiB).
+-- Datasets on primary (NAS) pools, with the environment of the pool's node.
 -- name: nas_datasets
-SELECT dip.id AS dataset_in_pool_id, d.user_id, s.environment_id, d.ancestry, q.value AS quota
+SELECT dip.id AS dataset_in_pool_id, d.user_id, s.environment_id, d.ancestry
 FROM dataset_in_pools dip
 JOIN datasets d ON d.id = dip.dataset_id
 JOIN pools p ON p.id = dip.pool_id
 JOIN servers s ON s.server_id = p.node_id
-LEFT JOIN dataset_properties q ON q.dataset_in_pool_id = dip.id AND q.name = 'quota'
 WHERE p.role = 1 AND d.user_id IS NOT NULL
 
--- name: refquotas
-SELECT q.dataset_in_pool_id, q.value
-FROM dataset_properties q JOIN vps v ON v.dataset_in_pool_id = q.dataset_in_pool_id
-WHERE q.name = 'refquota'
+-- The quota and refquota properties (YAML dumps, MiB) of every dataset in a pool, read in one
+-- scan: dataset_properties has no index on dataset_in_pool_id at this schema version, so a
+-- join on it is a scan per row.
+-- name: properties
+SELECT id, dataset_in_pool_id, name, value FROM dataset_properties
+WHERE name IN ('quota', 'refquota') AND dataset_in_pool_id IS NOT NULL
 
 -- name: user_resources
 SELECT ucr.user_id, ucr.environment_id, cr.name AS resource, ucr.value
@@ -70,7 +70,7 @@ CREATE TEMPORARY TABLE airlift_uses (
 CREATE TEMPORARY TABLE airlift_configs (id INT NOT NULL PRIMARY KEY)
 
 -- name: create_tmp_refquotas
-CREATE TEMPORARY TABLE airlift_refquotas (dataset_in_pool_id INT NOT NULL PRIMARY KEY, value VARCHAR(255) NOT NULL)
+CREATE TEMPORARY TABLE airlift_refquotas (id INT NOT NULL PRIMARY KEY, value VARCHAR(255) NOT NULL)
 
 -- name: fill_ucr
 INSERT INTO airlift_ucr (user_id, environment_id, cluster_resource_id, value) VALUES (%s, %s, %s, %s)
@@ -83,7 +83,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 INSERT INTO airlift_configs (id) VALUES (%s)
 
 -- name: fill_refquotas
-INSERT INTO airlift_refquotas (dataset_in_pool_id, value) VALUES (%s, %s)
+INSERT INTO airlift_refquotas (id, value) VALUES (%s, %s)
 
 -- name: insert_user_resources
 INSERT INTO user_cluster_resources (user_id, environment_id, cluster_resource_id, value)
@@ -101,10 +101,11 @@ UPDATE user_cluster_resources ucr JOIN airlift_ucr t
 SET ucr.value = t.value
 WHERE ucr.value < t.value
 
--- confirmed 1 = `confirmed` of the Confirmable enum.
+-- confirmed 1 = `confirmed` of the Confirmable enum. STRAIGHT_JOIN: the temporary table has no
+-- index, so it must drive the join (each row finds its user_cluster_resource by the unique key).
 -- name: insert_uses
 INSERT INTO cluster_resource_uses (user_cluster_resource_id, class_name, table_name, row_id, value, confirmed)
-SELECT ucr.id, t.class_name, t.table_name, t.row_id, t.value, 1
+SELECT STRAIGHT_JOIN ucr.id, t.class_name, t.table_name, t.row_id, t.value, 1
 FROM airlift_uses t JOIN user_cluster_resources ucr
   ON ucr.user_id = t.user_id AND ucr.environment_id = t.environment_id
  AND ucr.cluster_resource_id = t.cluster_resource_id
@@ -113,7 +114,7 @@ FROM airlift_uses t JOIN user_cluster_resources ucr
 DELETE vhc FROM vps_has_config vhc JOIN airlift_configs t ON t.id = vhc.id
 
 -- name: set_refquotas
-UPDATE dataset_properties q JOIN airlift_refquotas t ON t.dataset_in_pool_id = q.dataset_in_pool_id
+UPDATE dataset_properties q JOIN airlift_refquotas t ON t.id = q.id
 SET q.value = t.value, q.updated_at = UTC_TIMESTAMP()
 WHERE q.name = 'refquota'
 

@@ -298,11 +298,16 @@ INSERT INTO `dataset_in_pools` (`dataset_id`, `pool_id`, `label`, `confirmed`)
   SELECT dataset_id, pool_id, 'nas', 1 FROM lab_nas_root ORDER BY dataset_id;
 UPDATE `lab_nas_root` r JOIN `dataset_in_pools` dip ON dip.dataset_id = r.dataset_id SET r.dip_id = dip.id;
 -- Top-level datasets have no parent properties: defaults, not inherited; quota from the export.
+SET @properties_before = (SELECT COALESCE(MAX(id), 0) FROM dataset_properties);
 INSERT INTO `dataset_properties` (`dataset_id`, `dataset_in_pool_id`, `name`, `value`, `inherited`, `confirmed`, `created_at`, `updated_at`)
   SELECT r.dataset_id, r.dip_id, d.name,
          IF(d.name = 'quota' AND r.quota_mib IS NOT NULL, CONCAT('--- ', r.quota_mib, '\n...\n'), d.value),
          0, 1, @now, @now
   FROM lab_nas_root r CROSS JOIN lab_property_defaults d ORDER BY r.dip_id, d.ord;
+-- The roots' properties by (dataset_in_pool, name), for their children to inherit from.
+CREATE TEMPORARY TABLE `lab_nas_root_property` (`dip_id` int NOT NULL, `name` varchar(30) NOT NULL,
+  `id` int NOT NULL, `value` varchar(255), PRIMARY KEY (`dip_id`, `name`))
+  SELECT dataset_in_pool_id AS dip_id, name, id, value FROM dataset_properties WHERE id > @properties_before;
 -- Second level: below the member's root of that name in the pool.
 CREATE TEMPORARY TABLE `lab_nas_child` (
   `export_id` int NOT NULL PRIMARY KEY, `ord` int NOT NULL, `rn` int NOT NULL, `parent_dataset_id` int NOT NULL,
@@ -331,7 +336,7 @@ INSERT INTO `dataset_properties` (`dataset_id`, `dataset_in_pool_id`, `ancestry`
               WHEN d.inheritable THEN pp.value ELSE d.value END,
          IF(d.name = 'quota' AND c.quota_mib IS NOT NULL, 0, d.inheritable), 1, @now, @now
   FROM lab_nas_child c CROSS JOIN lab_property_defaults d
-  JOIN dataset_properties pp ON pp.dataset_in_pool_id = c.parent_dip_id AND pp.name = d.name
+  JOIN lab_nas_root_property pp ON pp.dip_id = c.parent_dip_id AND pp.name = d.name
   ORDER BY c.dip_id, d.ord;
 -- export -> dataset_in_pool, and from which VPS on a backup export counts (NULL: always).
 CREATE TEMPORARY TABLE `lab_export_dip` (`export_id` int NOT NULL PRIMARY KEY, `dip_id` int NOT NULL, `from_vps_id` int);

@@ -315,6 +315,14 @@ def test_cluster_resources_on_a_migrated_world(migrated_world):
     assert second["written"] == {} and second["plan"]["vpses_to_translate"] == 0
     assert table_checksums(lab) == after_first
 
+    # The operator (through the Airflow connection the lab exports) says the same.
+    from operators.resources import ClusterResourcesOperator
+
+    record = ClusterResourcesOperator(task_id="cluster_resources", dry_run=False, minimums=minimums).execute({})
+    assert record["step"] == "resources.assign" and record["changes"] == [] and record["applied"] is False
+    assert "cpu-<N>c-<limit>" in record["differs_from_runbook"]
+    assert table_checksums(lab) == after_first
+
 
 @pytest.mark.lab
 def test_environment_configs_on_a_migrated_world(migrated_world):
@@ -344,4 +352,16 @@ def test_environment_configs_on_a_migrated_world(migrated_world):
     with db_conn(lab) as conn:
         assert create_environment_configs(conn, playground_environments=["Playground"], dry_run=False) == {
             "missing": 0, "inserted": 0}
+    assert table_checksums(lab) == after
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from operators.resources import EnvironmentConfigsOperator
+
+    record = EnvironmentConfigsOperator(task_id="environment_configs", dry_run=False,
+                                        playground_environments=["Playground"]).execute({})
+    assert record["step"] == "users.environment-configs" and record["changes"] == [] and not record["applied"]
+    with pytest.raises(AirflowFailException, match="must be a list of environment labels"):
+        EnvironmentConfigsOperator(task_id="environment_configs", dry_run=True,
+                                   playground_environments="Playground").execute({})
     assert table_checksums(lab) == after

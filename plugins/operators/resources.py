@@ -157,7 +157,7 @@ def create_environment_configs(conn, *, playground_environments=(), dry_run: boo
     try:
         envs = read_frame(cur, st["environments"])
         labels = dict(zip(envs["label"], envs["id"], strict=True))
-        if isinstance(playground_environments, str) or not all(
+        if not isinstance(playground_environments, list | tuple) or not all(
                 isinstance(label, str) for label in playground_environments):
             raise ResourceError(f"playground_environments must be a list of environment labels, "
                                 f"got {playground_environments!r}")
@@ -254,7 +254,8 @@ class EnvironmentConfigsOperator(_DbStepOperator):
 
         conn = self.connection()
         try:
-            details = create_environment_configs(conn, playground_environments=list(self.playground_environments or ()),
+            playground = [] if self.playground_environments is None else self.playground_environments
+            details = create_environment_configs(conn, playground_environments=playground,
                                                  dry_run=self.dry_run, logger=self.log)
         except ResourceError as exc:
             raise AirflowFailException(f"{self.step}: {exc}") from exc

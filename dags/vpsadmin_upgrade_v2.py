@@ -483,10 +483,15 @@ with DAG(
                             "as vpsadmind.yml.v1.22."),
         ).expand(node=inventory.output)
         start_daemons = NodeStepOperator.partial(
-            task_id="start_vpsadmind", step="nodes.reinit-fw", check="service vpsadmind status >/dev/null 2>&1",
-            apply="service vpsadmind start", dry_run=DRY_RUN, map_index_template=NODE_LABEL,
-            doc_md="Starts vpsAdmind 2.0 (stopped since the Database section): `vpsadmindctl` talks to it, "
-                   "and the NAS remount needs it. Not a runbook line of its own.",
+            task_id="start_vpsadmind", step="nodes.reinit-fw",
+            check="service vpsadmind status >/dev/null 2>&1 && vpsadmindctl ping >/dev/null 2>&1",
+            apply="service vpsadmind status >/dev/null 2>&1 || service vpsadmind start; "
+                  "for i in $(seq 60); do vpsadmindctl ping >/dev/null 2>&1 && exit 0; sleep 1; done; "
+                  "vpsadmindctl ping",
+            dry_run=DRY_RUN, map_index_template=NODE_LABEL,
+            doc_md="Starts vpsAdmind 2.0 (stopped since the Database section) and waits until "
+                   "`vpsadmindctl ping` answers: `reinit fw` talks to it, and the NAS remount needs it. "
+                   "Not a runbook line of its own.",
         ).expand(node=inventory.output)
         reinit_fw = NodeStepOperator.partial(
             task_id="reinit_fw", step="nodes.reinit-fw", check="test -e /var/vpsadmin/.fw-reinit-v2",

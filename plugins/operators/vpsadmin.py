@@ -176,13 +176,20 @@ class MysqlDumpOperator(_VpsAdminOperator):
 
 class CrontabDisableOperator(_VpsAdminOperator):
     """Disables every job of root's crontab on the API/web host (the cluster crontab),
-    keeping the original in `saved_copy` (written once, never overwritten)."""
+    keeping the original in `saved_copy` (written once, never overwritten). Subclasses edit
+    the crontab differently through `transform`."""
 
     template_fields = ("settings", "dry_run")
 
-    def __init__(self, *, settings, step: str, saved_copy: str = "/root/crontab.v1.22", dry_run=True, **kwargs):
+    def __init__(self, *, settings, step: str, saved_copy: str | None = "/root/crontab.v1.22", dry_run=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.settings, self.step, self.saved_copy, self.dry_run = settings, step, saved_copy, dry_run
+
+    def transform(self, text: str) -> tuple[str, list[str]]:
+        """(new crontab, the changes); no changes when the crontab is as it should be."""
+        new_text, disabled = crontab.disable_all(text)
+        return new_text, [f"disable `{line}`" for line in disabled]
 
     def execute(self, context) -> dict:
         host = self.settings["api_host"]
@@ -192,25 +199,25 @@ class CrontabDisableOperator(_VpsAdminOperator):
             if not current.ok:
                 self.log.info("%s: %s has no crontab (%s)", self.step, host, current.tail(1))
                 return step_record(self.step, self.dry_run, [], False)
-            new_text, disabled = crontab.disable_all(current.stdout)
-            if not disabled:
-                self.log.info("%s: every job on %s is already disabled", self.step, host)
-                return step_record(self.step, self.dry_run, [], False)
-            changes = [f"{host}: disable `{line}`" for line in disabled]
-            if self.dry_run:
-                self.log.info("%s: plan:\n%s", self.step, "\n".join(changes))
-                return step_record(self.step, True, changes, False)
-            if not nodes.run(host, ["test", "-e", self.saved_copy], check=False).ok:
+            new_text, changes = self.transform(current.stdout)
+            changes = [f"{host}: {change}" for change in changes]
+            if not changes or self.dry_run:
+                self.log.info("%s: %s", self.step, "plan:\n" + "\n".join(changes) if changes
+                              else f"the crontab on {host} is as it should be")
+                return step_record(self.step, self.dry_run, changes, False)
+            if self.saved_copy and not nodes.run(host, ["test", "-e", self.saved_copy], check=False).ok:
                 nodes.run(host, f"umask 077; cat > {shlex.quote(self.saved_copy)}", stdin=current.stdout)
             nodes.run(host, ["crontab", "-"], stdin=new_text)
-            if crontab.active_jobs(nodes.run(host, ["crontab", "-l"]).stdout):
-                raise AirflowFailException(f"{self.step}: jobs still active on {host} after installing the new crontab")
+            left = self.transform(nodes.run(host, ["crontab", "-l"]).stdout)[1]
+            if left:
+                raise AirflowFailException(f"{self.step}: still to change on {host} after installing the new "
+                                           "crontab:\n" + "\n".join(left))
         except NodeCommandError as exc:
             raise AirflowFailException(f"{self.step}: {exc}") from exc
         finally:
             nodes.close()
-        self.log.info("%s: disabled %d job(s) on %s; original kept in %s", self.step, len(disabled), host,
-                      self.saved_copy)
+        self.log.info("%s: %d change(s) on %s%s:\n%s", self.step, len(changes), host,
+                      f"; original kept in {self.saved_copy}" if self.saved_copy else "", "\n".join(changes))
         return step_record(self.step, False, changes, True, saved_copy=self.saved_copy)
 
 

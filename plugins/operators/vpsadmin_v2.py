@@ -18,7 +18,7 @@ from airlift.connections import VPSADMIN_API
 from airlift.remote import NodeCommandError
 from airlift.sql import INCLUDE_DIR
 from operators.steps import step_record
-from operators.vpsadmin import _VpsAdminOperator
+from operators.vpsadmin import CrontabDisableOperator, _VpsAdminOperator
 from vpsadmin import configs, crontab, environments
 
 PINNED_VERSION = "20150630072821"
@@ -114,8 +114,8 @@ class DatabaseRestoreOperator(_VpsAdminOperator):
             raise AirflowFailException(f"{self.step}: no verified dump from the preflight section to restore")
         nodes = self.nodes()
         try:
-            nodes.run_script(self.settings["db_host"], "mysql_restore.sh",
-                             [self.dump["path"], self.settings["database"], self.dump["sha256"]],
+            nodes.run_script(self.settings["db_host"], "mysql_load.sh",
+                             [self.dump["path"], self.settings["database"], self.dump["sha256"], "--replace"],
                              timeout=6 * 3600, log_output=True)
         except NodeCommandError as exc:
             raise _fail(self.step, exc) from exc
@@ -381,35 +381,16 @@ class WebConfigOperator(NodeFileEditOperator):
                                           "ENV_VPS_PRODUCTION_ID": int(envs[self.production_environment])})
 
 
-class CrontabReplaceOperator(_VpsAdminOperator):
+class CrontabReplaceOperator(CrontabDisableOperator):
     """The cluster crontab for 2.0: savetransfers.rb enabled again, the jobs 2.0 replaces
     marked with what replaces them (they stay disabled)."""
 
-    template_fields = ("settings", "dry_run")
-
-    def __init__(self, *, settings, step: str, dry_run=True, **kwargs):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("saved_copy", None)  # the v1.22 original was kept by prereq.disable-cron
         super().__init__(**kwargs)
-        self.settings, self.step, self.dry_run = settings, step, dry_run
 
-    def execute(self, context) -> dict:
-        host = self.settings["api_host"]
-        nodes = self.nodes()
-        try:
-            current = nodes.run(host, ["crontab", "-l"], check=False)
-            if not current.ok:
-                self.log.info("%s: %s has no crontab (%s)", self.step, host, current.tail(1))
-                return step_record(self.step, self.dry_run, [], False)
-            new_text, changes = crontab.replace_for_v2(current.stdout)
-            if not changes or self.dry_run:
-                self.log.info("%s: %s", self.step, "\n".join(changes) or "crontab already as 2.0 wants it")
-                return step_record(self.step, self.dry_run, changes, False)
-            nodes.run(host, ["crontab", "-"], stdin=new_text)
-        except NodeCommandError as exc:
-            raise _fail(self.step, exc) from exc
-        finally:
-            nodes.close()
-        self.log.info("%s:\n%s", self.step, "\n".join(changes))
-        return step_record(self.step, False, changes, True)
+    def transform(self, text: str) -> tuple[str, list[str]]:
+        return crontab.replace_for_v2(text)
 
 
 class MailTemplatesOperator(_VpsAdminOperator):

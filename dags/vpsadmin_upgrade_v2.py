@@ -366,7 +366,7 @@ with DAG(
         haveapi_check, haveapi_apply = git_update("/opt/haveapi")
         update_haveapi = NodeStepOperator(
             task_id="update_haveapi", step="api.update-haveapi", node=API_NODE, dry_run=DRY_RUN,
-            check=haveapi_check, apply=haveapi_apply,
+            check=haveapi_check, apply=haveapi_apply, trigger_rule="none_failed",  # shutdown: skipped once migrated
             doc_md=step_doc("api.update-haveapi", "`git pull` in /opt/haveapi (and its bundle)."),
         )
         api_check, api_apply = git_update("/opt/vpsadminapi")
@@ -569,8 +569,10 @@ with DAG(
                                           skip_nodes="{{ params.skip_nodes }}", doc_md="The NAS (primary) pools.")
         nas_umount = NasUmountOperator.partial(
             task_id="umount", step="nas.umount", dry_run=DRY_RUN, map_index_template=NODE_LABEL,
+            nas_pools=nas_pools.output,
             doc_md=step_doc("nas.umount", "`umount -f` of every mount of the node's VPSes that is mounted "
-                            "(the runbook's script, without needing Ruby on the node)."),
+                            "(the runbook's script, without needing Ruby on the node), while some NAS data "
+                            "is still to move: once it is in private/, a later run leaves the mounts alone."),
         ).expand(node=inventory.output)
         move_data = NodeScriptOperator.partial(
             task_id="move_data", step="nas.move-data", script="nas_move_data.sh", args=["{filesystem}"],
@@ -583,8 +585,7 @@ with DAG(
         ).expand(node=nas_pools.output)
         nas_report = SectionReportOperator(task_id="report", section="NAS",
                                            task_ids=["nas.umount", "nas.move_data"])
-        nas_umount >> move_data >> nas_report
-        nas_pools >> move_data
+        nas_pools >> nas_umount >> move_data >> nas_report
 
     with TaskGroup("web", tooltip="runbook: Upgrading the web interface") as web:
         web_update = NodeStepOperator(

@@ -533,13 +533,26 @@ class RenamePrivateOperator(_VpsAdminOperator):
 
 class NasUmountOperator(_VpsAdminOperator):
     """On one hypervisor, `umount -f` every mount (v2.0 `mounts`) of its VPSes that is
-    mounted, as the runbook's script does before the NAS data moves."""
+    mounted, as the runbook's script does before the NAS data moves; only while some NAS pool
+    still has data to move (nas_move_data.sh --check), so a later run leaves the remounted
+    mounts alone."""
 
-    template_fields = ("node", "dry_run")
+    template_fields = ("node", "nas_pools", "dry_run")
 
-    def __init__(self, *, node, step: str, dry_run=True, **kwargs):
+    def __init__(self, *, node, nas_pools, step: str, dry_run=True, **kwargs):
         super().__init__(**kwargs)
-        self.node, self.step, self.dry_run = node, step, dry_run
+        self.node, self.nas_pools, self.step, self.dry_run = node, nas_pools, step, dry_run
+
+    def _data_to_move(self, nodes) -> list[str]:
+        pending = []
+        for pool in self.nas_pools:
+            result = nodes.run_script(pool["address"], "nas_move_data.sh", ["--check", pool["filesystem"]],
+                                      check=False)
+            if result.exit_status not in (0, 10):
+                raise NodeCommandError(result)
+            if result.exit_status == 10:
+                pending.append(f"{pool['server_name']}:{pool['filesystem']}")
+        return pending
 
     def execute(self, context) -> dict:
         name, address = self.node["server_name"], self.node["address"]
@@ -547,6 +560,10 @@ class NasUmountOperator(_VpsAdminOperator):
         targets = [f"/vz/root/{int(r['vps_id'])}/{r['dst'].lstrip('/')}".rstrip("/") for r in rows]
         nodes = self.nodes()
         try:
+            if not self._data_to_move(nodes):
+                self.log.info("%s: every NAS dataset's data is in private/ already; mounts on %s stay",
+                              self.step, name)
+                return step_record(self.step, self.dry_run, [], False, node=name)
             table = nodes.run(address, ["mount"]).stdout
             mounted = {line.split(" on ", 1)[1].split(" type ", 1)[0] for line in table.splitlines() if " on " in line}
             todo = [t for t in targets if t in mounted]

@@ -11,42 +11,8 @@ import urllib.request
 
 import pytest
 
-from lab.nodes import run_in_node, write_file
+from lab.nodes import run_in_node
 from tests.helpers import query, scalar
-
-# The transaction chain tables at schema 20150630072821 (API 20140927161625, 20141212180955,
-# 20150309175827, 20150630072821), used while the lab's `rake db:migrate` is not there.
-CHAIN_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS transaction_chains (
-         id int NOT NULL AUTO_INCREMENT PRIMARY KEY, name varchar(30) NOT NULL,
-         type varchar(100) NOT NULL, state int NOT NULL, size int NOT NULL,
-         progress int NOT NULL DEFAULT 0, user_id int NULL, created_at datetime NULL,
-         updated_at datetime NULL, urgent_rollback int NOT NULL DEFAULT 0,
-         concern_type int NOT NULL DEFAULT 0) ENGINE=InnoDB""",
-    """CREATE TABLE IF NOT EXISTS resource_locks (
-         id int NOT NULL AUTO_INCREMENT PRIMARY KEY, resource varchar(100) NOT NULL,
-         row_id int NOT NULL, transaction_chain_id int NULL, created_at datetime NULL,
-         updated_at datetime NULL, UNIQUE KEY (resource, row_id)) ENGINE=InnoDB""",
-    "ALTER TABLE transactions ADD COLUMN transaction_chain_id int NOT NULL DEFAULT 0, "
-    "ADD COLUMN reversible int NOT NULL DEFAULT 1, ADD COLUMN created_at datetime NULL, "
-    "ADD COLUMN started_at datetime NULL, ADD COLUMN finished_at datetime NULL, "
-    "ENGINE = InnoDB",
-    "ALTER TABLE servers_status ADD COLUMN created_at datetime NULL",
-]
-
-
-def chain_schema(lab) -> None:
-    if not scalar(lab, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s "
-                       "AND table_name = 'transaction_chains'", (lab.cfg.vpsadmin_db,)):
-        for sql in CHAIN_SCHEMA:
-            query(lab, sql)
-
-
-def upgrade_daemon(lab, node: str) -> None:
-    """What `git pull` in /opt/vpsadmind brings for the lab: the 2.0 checkout's marks."""
-    root = lab.node_root(node)
-    write_file(root / "opt/vpsadmind/VERSION", "2.0.0\n")
-    write_file(root / "opt/vpsadmind/bin/vpsadmind", "#!/usr/bin/env ruby\n# vpsAdmind 2.0 (lab)\n", 0o755)
 
 
 def sh(lab, node: str, command: str):
@@ -82,9 +48,18 @@ def wait_chain(lab, chain: int, timeout: float = 30) -> int:
 
 @pytest.fixture
 def v2_node(lab_world):
+    """A world brought to the final 2.0 schema as the upgrade does it (stray VPSes deleted, time
+    zones loaded, `git pull` and `rake db:migrate` in /opt/vpsadminapi on the API host), with
+    node1 on vpsAdmind 2.0 (`git pull` in /opt/vpsadmind; its service keeps running)."""
+    from lab import mysql
+
     lab = lab_world()
-    chain_schema(lab)
-    upgrade_daemon(lab, "node1")
+    query(lab, "DELETE vps FROM vps LEFT JOIN servers ON vps_server = server_id WHERE server_id IS NULL")
+    mysql.load_timezones(lab.cfg.mysql_kwargs())
+    for node, command in (("vpsadmin", "cd /opt/vpsadminapi && git pull && rake db:migrate"),
+                          ("node1", "cd /opt/vpsadmind && git pull")):
+        rc, out, err = sh(lab, node, command)
+        assert rc == 0, out + err
     return lab
 
 
@@ -178,44 +153,11 @@ def api(method: str, path: str, body: dict | None = None, password: str = ":hesl
         return e.code, json.loads(e.read())
 
 
-# The tables the API's integrity check reads and writes at the final schema (20150717065916,
-# 20150131162852, 20150528111113), for as long as the lab's `rake db:migrate` is not there.
-INTEGRITY_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS integrity_checks (id int AUTO_INCREMENT PRIMARY KEY,
-         user_id int NULL, status int NOT NULL DEFAULT 0, checked_objects int NOT NULL DEFAULT 0,
-         integral_objects int NOT NULL DEFAULT 0, broken_objects int NOT NULL DEFAULT 0,
-         checked_facts int NOT NULL DEFAULT 0, true_facts int NOT NULL DEFAULT 0,
-         false_facts int NOT NULL DEFAULT 0, created_at datetime NULL, updated_at datetime NULL,
-         finished_at datetime NULL)""",
-    """CREATE TABLE IF NOT EXISTS integrity_objects (id int AUTO_INCREMENT PRIMARY KEY,
-         integrity_check_id int NOT NULL, node_id int NOT NULL, class_name varchar(100) NOT NULL,
-         row_id int NULL, ancestry varchar(255) NULL, ancestry_depth int NOT NULL DEFAULT 0,
-         status int NOT NULL DEFAULT 0, checked_facts int NOT NULL DEFAULT 0,
-         true_facts int NOT NULL DEFAULT 0, false_facts int NOT NULL DEFAULT 0,
-         created_at datetime NULL, updated_at datetime NULL)""",
-    """CREATE TABLE IF NOT EXISTS integrity_facts (id int AUTO_INCREMENT PRIMARY KEY,
-         integrity_object_id int NOT NULL, name varchar(30) NOT NULL,
-         expected_value varchar(255) NOT NULL, actual_value varchar(255) NOT NULL,
-         status int NOT NULL DEFAULT 0, severity int NOT NULL DEFAULT 1,
-         message varchar(1000) NULL, created_at datetime NULL)""",
-    """CREATE TABLE IF NOT EXISTS transaction_chain_concerns (id int AUTO_INCREMENT PRIMARY KEY,
-         transaction_chain_id int NOT NULL, class_name varchar(255) NOT NULL, row_id int NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS cluster_resources (id int AUTO_INCREMENT PRIMARY KEY, name varchar(100))",
-    """CREATE TABLE IF NOT EXISTS user_cluster_resources (id int AUTO_INCREMENT PRIMARY KEY,
-         user_id int, environment_id int, cluster_resource_id int, value int)""",
-    """CREATE TABLE IF NOT EXISTS cluster_resource_uses (id int AUTO_INCREMENT PRIMARY KEY,
-         user_cluster_resource_id int, class_name varchar(255), table_name varchar(255),
-         row_id int, value int, confirmed int DEFAULT 0)""",
-    "ALTER TABLE vps ADD COLUMN object_state int NOT NULL DEFAULT 0",
-]
-
-
 def test_api_integrity_check_of_vpses(v2_node):
     lab = v2_node
-    for sql in INTEGRITY_SCHEMA:
-        query(lab, sql)
-    # The API node's thin writes the service state (the lab's thin simulator does it for real).
-    write_file(lab.node_root("vpsadmin") / "var/lib/lab/services/vpsadmin-api", "running\n")
+    rc, out, err = sh(lab, "vpsadmin", "cd /opt/vpsadminapi && thin --address 127.0.1.2 --port 9292 "
+                                       "--environment production -d start")
+    assert rc == 0, out + err
     deadline = time.monotonic() + 15
     while True:
         try:

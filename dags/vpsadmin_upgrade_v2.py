@@ -62,6 +62,7 @@ from operators.vpsadmin_v2 import (
     RakeMigrateOperator,
     RegisterBackupsOperator,
     RenamePrivateOperator,
+    RestoreGateOperator,
     ServersOperator,
     SharenfsOperator,
     StartApiOperator,
@@ -86,7 +87,8 @@ WEB_NODE = ("{{ {'server_name': 'web', 'address': ti.xcom_pull(task_ids='preflig
 
 def git_update(path: str) -> tuple[str, str]:
     """(check, apply) of a runbook `git pull` + dependency install in a checkout."""
-    check = (f"cd {path} && git fetch -q && test \"$(git rev-list --count HEAD..@{{u}})\" = 0 "
+    # ls-remote reads the remote without moving origin/* (plan mode changes nothing)
+    check = (f"cd {path} && test \"$(git rev-parse HEAD)\" = \"$(git ls-remote origin HEAD | cut -f1)\" "
              "&& bundle check >/dev/null")
     return check, f"cd {path} && git pull && bundler install"
 
@@ -383,8 +385,8 @@ with DAG(
                             "missing timezone tables (both handled in the Database section) make it fail; a "
                             "failure is not retried: the next two tasks offer the restore."),
         )
-        approve_restore = GateOperator(
-            task_id="approve_restore", trigger_rule="one_failed",
+        approve_restore = RestoreGateOperator(
+            task_id="approve_restore", migrate_task_id="api.migrate_pinned",
             subject="The migration failed: restore the pre-upgrade backup?",
             body="`rake db:migrate` failed and left the schema half migrated (MySQL DDL is not "
                  "transactional). **Approve** drops every table of the database and loads the verified "
@@ -590,7 +592,7 @@ with DAG(
     with TaskGroup("web", tooltip="runbook: Upgrading the web interface") as web:
         web_update = NodeStepOperator(
             task_id="update", step="web.update", node=WEB_NODE, dry_run=DRY_RUN,
-            check="cd {web_root} && git fetch -q && test \"$(git rev-list --count HEAD..@{u})\" = 0 "
+            check="cd {web_root} && test \"$(git rev-parse HEAD)\" = \"$(git ls-remote origin HEAD | cut -f1)\" "
                   "&& test -e vendor/autoload.php",
             apply="cd {web_root} && git pull && php composer.phar install",
             doc_md=step_doc("web.update", "`git pull` and `php composer.phar install` in the web interface."),

@@ -375,6 +375,21 @@ def git_rev_parse(repo, args):
     return status
 
 
+def git_ls_remote(repo, args):
+    """`git ls-remote [origin] [HEAD|refs/heads/<branch>]`: the remote's refs, read without
+    touching the checkout (unlike fetch, which moves origin/<branch> and FETCH_HEAD)."""
+    rev = repo.remote_rev()
+    if not rev:
+        err(f"fatal: '{repo.url}' does not appear to be a git repository\nfatal: The remote end hung up unexpectedly")
+        return 128
+    patterns = [a for a in args if not a.startswith("-") and a != "origin"]
+    refs = [("HEAD", rev), (f"refs/heads/{repo.branch}", rev)]
+    for name, value in refs:
+        if not patterns or any(name == p or name.endswith("/" + p) for p in patterns):
+            out(f"{value}\t{name}")
+    return 0
+
+
 def git_log(repo, args):
     fmt = next((a.split("=", 1)[1] for a in args if a.startswith(("--format=", "--pretty=format:"))), "%H")
     if fmt.startswith("format:"):
@@ -384,7 +399,7 @@ def git_log(repo, args):
 
 
 GIT_COMMANDS = {"pull": git_pull, "fetch": git_fetch, "status": git_status, "rev-parse": git_rev_parse,
-                "rev-list": git_rev_list, "log": git_log}
+                "rev-list": git_rev_list, "log": git_log, "ls-remote": git_ls_remote}
 
 
 def git(args):

@@ -11,17 +11,18 @@ import time
 from pathlib import Path
 
 from airflow.sdk.bases.skipmixin import SkipMixin
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airlift import sql
 from airlift.connections import VPSADMIN_API
 from airlift.remote import NodeCommandError
 from airlift.sql import INCLUDE_DIR
-from operators.steps import step_record
+from operators.steps import GateOperator, step_record
 from operators.vpsadmin import CrontabDisableOperator, _VpsAdminOperator
 from vpsadmin import configs, crontab, environments
 
 PINNED_VERSION = "20150630072821"
+MIGRATION_STARTED = "migration_started"
 API_ROOT = "/opt/vpsadminapi"
 
 
@@ -86,6 +87,7 @@ class RakeMigrateOperator(_VpsAdminOperator, SkipMixin):
                               self.step, change, len(later))
                 self.skip(ti=context["ti"], tasks=later)
                 return step_record(self.step, True, [change], False)
+            context["ti"].xcom_push(key=MIGRATION_STARTED, value=current)  # the restore gate reads it
             result = nodes.run(host, command, check=False, timeout=6 * 3600, log_output=True)
         finally:
             nodes.close()
@@ -97,6 +99,26 @@ class RakeMigrateOperator(_VpsAdminOperator, SkipMixin):
         if after < target:
             raise AirflowFailException(f"{self.step}: schema at {after} after `{command}`, expected {target}")
         return step_record(self.step, False, [change], True, version=after)
+
+
+class RestoreGateOperator(GateOperator):
+    """The approval before restoring the backup: asks only when `rake db:migrate` itself ran
+    and failed (it records that it started, and returns only on success). A migration that
+    succeeded, or never ran because something before it failed, skips the gate: `one_failed`
+    alone would also fire on an upstream failure (e.g. bad params) and offer a restore."""
+
+    def __init__(self, *, migrate_task_id: str, **kwargs):
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.migrate_task_id = migrate_task_id
+
+    def execute(self, context):
+        ti = context["ti"]
+        started = ti.xcom_pull(task_ids=self.migrate_task_id, key=MIGRATION_STARTED)
+        finished = ti.xcom_pull(task_ids=self.migrate_task_id)
+        if started is None or finished is not None:
+            raise AirflowSkipException("the migration did not fail: nothing to restore")
+        return super().execute(context)
 
 
 class DatabaseRestoreOperator(_VpsAdminOperator):

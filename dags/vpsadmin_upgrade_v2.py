@@ -191,7 +191,7 @@ with DAG(
             upgrade={key: "{{ params." + key + " }}" for key in (
                 "environments", "default_resources", "snapshot_download_base_url", "private_dataset_name",
                 "backup_timezone", "playground_environments", "sharenfs_subnets", "web_root",
-                "production_environment", "mount_proxy_dir", "download_mountpoint")},
+                "production_environment", "mount_proxy_dir", "download_mountpoint", "api_url")},
             doc_md="Validates the trigger parameters and reaches the database, the API host and "
                    "the DB host (backup directory, MySQL client tools) before anything changes.",
         )

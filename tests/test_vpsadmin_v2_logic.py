@@ -150,6 +150,7 @@ def test_plan_default_resources_every_env_class_resource_with_overrides():
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"snapshot_download_base_url": "javascript:alert(1)"}, "is not an http(s) URL"),
+    ({"api_url": "http://x/'); system('id'); //"}, "is not an http(s) URL"),
     ({"private_dataset_name": "vpsadmin"}, "reserved in vpsAdmin 2.0"),
     ({"private_dataset_name": "a b"}, "is not a dataset name"),
     ({"backup_timezone": "Mars/Olympus"}, "is not a time zone name"),
@@ -169,7 +170,8 @@ def test_upgrade_params_accepted():
     assert params.check_upgrade({"environments": ENVS, "default_resources": RESOURCES,
                                  "production_environment": "Production", "backup_timezone": "Europe/Prague",
                                  "snapshot_download_base_url": "https://vpsadmin.vpsfree.cz/download",
-                                 "private_dataset_name": "private-data", "sharenfs_subnets": ["10.0.0.0/24"]},
+                                 "private_dataset_name": "private-data", "sharenfs_subnets": ["10.0.0.0/24"],
+                                 "api_url": ""},
                                 SERVERS) == []
 
 

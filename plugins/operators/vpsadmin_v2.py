@@ -399,7 +399,12 @@ class WebConfigOperator(NodeFileEditOperator):
         envs = {e["label"]: e["id"] for e in self.db().named("environments.sql", "environments")}
         if self.production_environment not in envs:
             raise ValueError(f"no environment labelled {self.production_environment!r}")
-        return configs.php_defines(text, {"API_URL": self.api_url,
+        api_url = self.api_url
+        if not api_url:  # the param's default: where the upgrade started the API
+            from hooks.vpsadmin_api import VpsAdminApiHook
+
+            api_url = VpsAdminApiHook(VPSADMIN_API).base_url
+        return configs.php_defines(text, {"API_URL": api_url,
                                           "ENV_VPS_PRODUCTION_ID": int(envs[self.production_environment])})
 
 

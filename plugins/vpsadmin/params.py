@@ -105,7 +105,7 @@ def check_upgrade(values: dict, server_names: list[str]) -> list[str]:
         if "playground_environments" in values:
             errors += check_labels("playground_environments", values["playground_environments"], labels)
     for key in ("snapshot_download_base_url", "api_url"):
-        if key in values:
+        if values.get(key) or (key in values and key != "api_url"):  # an empty api_url: the connection's
             errors += check_url(key, values[key])
     if "private_dataset_name" in values:
         errors += check_dataset_name("private_dataset_name", values["private_dataset_name"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from airlift.errors import StepError
+
 
 @dataclass(frozen=True)
 class Result:
@@ -23,7 +25,7 @@ class Result:
         return "\n".join(text.splitlines()[-lines:])
 
 
-class NodeCommandError(Exception):
+class NodeCommandError(StepError):
     """A command on a node exited non-zero: names the node, the command, the exit code and
     the last lines of its output."""
 

@@ -1,9 +1,18 @@
-"""The project's own list of runbook steps (include/runbooks/*.yaml) and the doc_md line
-that ties a task to one: `Runbook step: <id>`."""
+"""The project's own list of runbook steps (include/runbooks/*.yaml), and how a step id names
+the things that implement it:
+
+- the task: `db.remove-stray-vps` -> task id `remove_stray_vps` inside the TaskGroup of its
+  section (`db`), `db_remove_stray_vps` anywhere else;
+- its doc: the doc_md line `Runbook step: db.remove-stray-vps` (tests check every step id of
+  every DAG is named by a task);
+- its files: `db/remove-stray-vps.sql` under include/sql/<product>/ and `db/...sh` under
+  include/scripts/<product>/ (found through the DAG's template_searchpath).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 
 import yaml
@@ -11,6 +20,7 @@ import yaml
 from airlift.sql import INCLUDE_DIR
 
 STEP_LINE = re.compile(r"^Runbook step:\s*(\S+)\s*$", re.MULTILINE)
+STEP_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 @cache
@@ -18,13 +28,50 @@ def runbook(name: str) -> dict:
     return yaml.safe_load((INCLUDE_DIR / "runbooks" / f"{name}.yaml").read_text())
 
 
+def runbooks() -> list[str]:
+    return sorted(p.stem for p in (INCLUDE_DIR / "runbooks").glob("*.yaml"))
+
+
+def step_title(step_id: str) -> str:
+    """What the runbook says a step does (its title in include/runbooks/*.yaml)."""
+    for name in runbooks():
+        for step in runbook(name)["steps"]:
+            if step["id"] == step_id:
+                return step["title"]
+    raise KeyError(f"no runbook lists step {step_id!r}")
+
+
 def step_ids(name: str, dag_id: str | None = None) -> list[str]:
     return [s["id"] for s in runbook(name)["steps"] if dag_id is None or s["dag"] == dag_id]
 
 
-def step_doc(step_id: str, text: str) -> str:
-    """doc_md for a task implementing `step_id`: what it does, then the step line."""
-    return f"{text.strip()}\n\nRunbook step: {step_id}\n"
+def _parts(step_id: str) -> tuple[str, str]:
+    if not STEP_ID.match(step_id):
+        raise ValueError(f"{step_id!r} is not a runbook step id (<section>.<step>)")
+    section, step = step_id.split(".", 1)
+    return section, step
+
+
+def step_task_id(step_id: str, group_id: str | None = None) -> str:
+    """The task id a step gets (unless the DAG names the task itself) in the TaskGroup
+    `group_id`: the step's own name in its section's group, the whole step id elsewhere."""
+    section, step = _parts(step_id)
+    in_section = bool(group_id) and group_id.rsplit(".", 1)[-1] == section
+    return (step if in_section else f"{section}_{step}").replace("-", "_")
+
+
+def step_file(step_id: str, suffix: str) -> str:
+    """The step's own SQL or script file, relative to its product's include folder."""
+    section, step = _parts(step_id)
+    return f"{section}/{step}{suffix}"
+
+
+def step_doc(step_ids: Sequence[str], text: str) -> str:
+    """doc_md for a task implementing `step_ids`: what it does, then one step line each
+    (idempotent: a doc that already names them is not extended twice)."""
+    body = STEP_LINE.sub("", text or "").strip()
+    lines = "\n".join(f"Runbook step: {s}" for s in step_ids)
+    return f"{body}\n\n{lines}\n" if lines else body
 
 
 def steps_named(doc_md: str | None) -> list[str]:

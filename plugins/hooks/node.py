@@ -12,13 +12,11 @@ from __future__ import annotations
 import shlex
 import time
 from functools import cached_property
-from pathlib import Path
 
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
 from airlift.connections import VPSADMIN_SSH
 from airlift.remote import NodeCommandError, Result
-from airlift.sql import INCLUDE_DIR
 
 __all__ = ["NodeCommandError", "NodeHook", "Result"]
 
@@ -100,9 +98,9 @@ class NodeHook(SSHHook):
         return result
 
     def run_script(self, host: str, script: str, args: list[str], **kwargs) -> Result:
-        """Run include/scripts/<script> on `host` (sent on stdin, nothing left behind)."""
-        body = (Path(INCLUDE_DIR) / "scripts" / script).read_text()
-        return self.run(host, shlex.join(["bash", "-s", "--", *args]), stdin=body, **kwargs)
+        """Run a script (its text: an operator's rendered `script` field) on `host` with bash,
+        sent on stdin so nothing is left behind; `args` reach it quoted as "$@"."""
+        return self.run(host, shlex.join(["bash", "-s", "--", *args]), stdin=script, **kwargs)
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -1,7 +1,9 @@
-"""VpsAdminDbHook: the vpsAdmin MySQL database, with typed methods for what the DAGs read.
+"""VpsAdminDbHook: the vpsAdmin MySQL database, with typed methods for what several steps read.
 
-Statements come from include/sql/vpsadmin/*.sql (airlift.sql); values always travel as
-driver parameters. The connection (default `vpsadmin_db`) names the database in `schema`.
+The statements behind the typed reads are in include/sql/vpsadmin/hook/; a step's own
+statements are in its step's file and reach the hook as text (`rows`, `execute_in_transaction`).
+Values always travel as driver parameters. The connection (default `vpsadmin_db`) names the
+database in `schema`.
 """
 
 from __future__ import annotations
@@ -37,9 +39,6 @@ class VpsAdminDbHook(MySqlHook):
             names = [d[0] for d in cur.description or ()]
             return [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
 
-    def named(self, file: str, name: str, parameters=None) -> list[dict]:
-        return self.rows(sql.statement(f"vpsadmin/{file}", name), parameters)
-
     def execute_in_transaction(self, statements: list[tuple[str, object]]) -> list[int]:
         """Run statements in one transaction; returns the affected row counts."""
         with closing(self.get_conn()) as conn, closing(conn.cursor()) as cur:
@@ -54,28 +53,66 @@ class VpsAdminDbHook(MySqlHook):
                 raise
             return counts
 
+    def _read(self, file: str, name: str, parameters=None) -> list[dict]:
+        return self.rows(sql.statement(f"vpsadmin/hook/{file}", name), parameters)
+
     # -- typed reads ---------------------------------------------------------------------
     def servers(self) -> list[dict]:
-        return self.named("inventory.sql", "servers")
+        return self._read("servers.sql", "servers")
+
+    def schema_version(self):
+        """sysconfig db_version (1.22 counts its schema upgrades: 15 is v1.22), or None."""
+        rows = self._read("servers.sql", "schema_version")
+        return json.loads(rows[0]["db_version"]) if rows else None
+
+    def migrations(self) -> list[str]:
+        """The applied migrations of the 2.0 schema (schema_migrations), oldest first."""
+        return [r["version"] for r in self._read("migrations.sql", "versions")]
+
+    def environments(self) -> list[dict]:
+        return self._read("environments.sql", "environments")
+
+    def pools(self) -> list[dict]:
+        """Every storage pool with its node's id, name and address."""
+        return self._read("pools.sql", "pools")
 
     def queue_length(self, server_id: int | None = None) -> int:
-        rows = self.named("transactions.sql", "pending", {"server_id": server_id})
+        rows = self._read("transactions.sql", "pending", {"server_id": server_id})
         return int(rows[0]["pending"])
 
     def pending_by_server(self) -> dict[int, int]:
-        return {r["t_server"]: int(r["pending"]) for r in self.named("transactions.sql", "pending_by_server")}
+        return {r["t_server"]: int(r["pending"]) for r in self._read("transactions.sql", "pending_by_server")}
+
+    def failed_since(self, first_id: int) -> list[dict]:
+        """v1.22 transactions from `first_id` on that finished and failed."""
+        return self._read("transactions.sql", "failed_since", {"first_id": int(first_id)})
+
+    def next_transaction_id(self) -> int:
+        return int(self._read("transactions.sql", "next_id")[0]["next_id"])
+
+    def chain(self, chain_id: int) -> dict | None:
+        rows = self._read("transactions.sql", "chain", {"chain_id": int(chain_id)})
+        return rows[0] if rows else None
+
+    def chain_failures(self, chain_id: int) -> list[dict]:
+        return self._read("transactions.sql", "chain_failures", {"chain_id": int(chain_id)})
 
     def sysconfig(self, name: str):
-        rows = self.named("sysconfig.sql", "get", {"name": name})
+        rows = self._read("sysconfig.sql", "get", {"name": name})
         return json.loads(rows[0]["cfg_value"]) if rows and rows[0]["cfg_value"] is not None else None
 
+    def tables(self, database: str, tables: list[str]) -> set[str]:
+        """Which of `tables` exist in `database`."""
+        rows = self._read("schema.sql", "tables", {"database": database, "tables": tables})
+        return {r["TABLE_NAME"] for r in rows}
+
     def table_engines(self, tables: list[str]) -> dict[str, str]:
-        rows = self.named("innodb.sql", "engines", {"database": self.database, "tables": tables})
+        rows = self._read("schema.sql", "engines", {"database": self.database, "tables": tables})
         return {r["TABLE_NAME"]: r["ENGINE"] for r in rows}
 
     def text_columns(self, table: str) -> tuple[list[str], list[str]]:
         """(primary key columns, text columns) of a table."""
-        rows = self.named("encoding.sql", "columns", {"database": self.database, "table": table})
+        rows = self._read("schema.sql", "columns", {"database": self.database, "table": table})
         key = [r["COLUMN_NAME"] for r in rows if r["COLUMN_KEY"] == "PRI"]
         text = [r["COLUMN_NAME"] for r in rows if r["DATA_TYPE"] in
                 ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")]

@@ -1,4 +1,5 @@
-"""SQL for the encoding fix (pure: builds statements, runs nothing).
+"""SQL for the encoding fix that depends on each table's columns (pure: builds statements, runs
+nothing); the fixed statements are in include/sql/vpsadmin/db/encoding.sql.
 
 v1.22's PHP sent UTF-8 bytes over a latin1 connection, so the utf8 columns hold each byte as
 a character ("JiÅ™Ã­" for "Jiří"). A cell is *double-encoded* when converting it to latin1
@@ -58,3 +59,9 @@ def verify(db: str, scratch: str, table: str, key: list[str], columns: list[str]
     return (f"SELECT COUNT(*) AS total_rows, COALESCE(SUM(n.{q(key[0])} IS NULL), 0) AS missing, "
             f"COALESCE(SUM({wrong}), 0) AS wrong FROM {q(db)}.{q(table)} o "
             f"LEFT JOIN {q(scratch)}.{q(table)} n ON {join}")
+
+
+def swap(db: str, scratch: str, old: str) -> str:
+    """One atomic RENAME: every original table into `old`, its repaired copy from `scratch` in."""
+    return "RENAME TABLE " + ", ".join(
+        f"{q(db)}.{q(t)} TO {q(old)}.{q(t)}, {q(scratch)}.{q(t)} TO {q(db)}.{q(t)}" for t in TABLES)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 
+from airlift.errors import StepError
+
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 NODE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
 ABS_PATH = re.compile(r"^/(?:[A-Za-z0-9._+-]+/?)*$")
 DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-class ParamError(ValueError):
+class ParamError(StepError, ValueError):
     """Bad input from the trigger form; the message lists every problem."""
 
 
@@ -91,14 +93,14 @@ def check_labels(label: str, values, known: set[str]) -> list[str]:
     return [f"{label}: {v!r} is not an environment in `environments`" for v in values if v not in known]
 
 
-def check_upgrade(values: dict, server_names: list[str]) -> list[str]:
+def check_upgrade(values: dict, servers: list[dict]) -> list[str]:
     """Every problem with the params of the v2.0 sections (keys that are absent are not
     checked, so a caller can check some of them)."""
     from vpsadmin import environments
 
     errors = []
     if "environments" in values:
-        errors += environments.check(values["environments"], values.get("default_resources"), server_names)
+        errors += environments.check(values["environments"], values.get("default_resources"), servers)
         labels = {e.get("label") for e in values["environments"] if isinstance(e, dict)}
         if "production_environment" in values and values["production_environment"] not in labels:
             errors.append(f"production_environment {values['production_environment']!r} is not in environments")

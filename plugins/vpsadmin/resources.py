@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-RESOURCES = ("memory", "swap", "cpu", "diskspace", "ipv4", "ipv6")
+from airlift.errors import StepError
+from vpsadmin.environments import DEFAULT_MINIMUMS, RESOURCES  # MINIMUMS: the script's MINIMUM[nil]
 
 # (resource, pattern the whole config name must match, amount per unit N: MiB or count).
 CONFIG_RULES = (
@@ -36,8 +37,6 @@ CONFIG_RULES = (
 # What the runbook's text says for CPU; kept to document (and test) that it matches nothing.
 RUNBOOK_CPU_PATTERN = r"cpu-(\d+)-\d+"
 
-# The script's MINIMUM[nil]; the DAG param may override it per environment label.
-DEFAULT_MINIMUMS = {"memory": 4096, "swap": 0, "cpu": 8, "diskspace": 60 * 1024, "ipv4": 1, "ipv6": 32}
 
 # (class_name, table_name) of the objects a use is registered on.
 VPS_OBJECT = ("Vps", "vps")
@@ -62,7 +61,7 @@ def property_text(value: int) -> str:
     return f"--- {int(value)}\n...\n"
 
 
-class ResourceError(ValueError):
+class ResourceError(StepError, ValueError):
     """The database or the parameter cannot be translated; the message says what to fix."""
 
 

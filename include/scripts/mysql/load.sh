@@ -1,0 +1,33 @@
+#!/bin/bash
+# Load a dump into a database on the DB host:
+#   load.sh FILE DATABASE SHA256 [--replace]
+# FILE is plain SQL (the encoding fix reloads its latin1 dump as utf8, as the runbook does:
+# `mysql --default-character-set=utf8 DATABASE < FILE`) or a gzip-compressed full dump
+# (dump.sh full). The file's checksum, and for a .gz its integrity and completion
+# trailer, are checked before anything changes, so what is loaded is exactly what was dumped.
+# --replace first drops every table and view of DATABASE: restoring a backup after a failed
+# migration, which leaves tables the dump does not know. Credentials come from ~/.my.cnf.
+set -euo pipefail
+file=$1 database=$2 sha256=$3 replace=${4:-}
+actual=$(sha256sum "$file" | cut -d' ' -f1)
+if [ "$actual" != "$sha256" ]; then
+    echo "$file changed since it was dumped: sha256 $actual, expected $sha256" >&2
+    exit 1
+fi
+case "$file" in
+    *.gz)
+        if ! gzip -t "$file" || ! gzip -dc "$file" | tail -n 1 | grep -q '^-- Dump completed'; then
+            echo "$file is not a complete dump" >&2
+            exit 1
+        fi
+        read_dump() { gzip -dc "$file"; } ;;
+    *) read_dump() { cat "$file"; } ;;
+esac
+if [ "$replace" = --replace ]; then
+    drop=$(mysql --batch --skip-column-names -e "
+        SELECT CONCAT('DROP ', IF(TABLE_TYPE = 'VIEW', 'VIEW', 'TABLE'), ' IF EXISTS \`', TABLE_NAME, '\`;')
+        FROM information_schema.tables WHERE TABLE_SCHEMA = '$database'")
+    { echo 'SET FOREIGN_KEY_CHECKS = 0;'; echo "$drop"; } | mysql "$database"
+fi
+read_dump | mysql --default-character-set=utf8 "$database"
+echo "loaded $file into $database"

@@ -1,0 +1,58 @@
+#!/bin/bash
+# {% raw %} (Airflow shows this script through Jinja; ${#...} is bash, not a Jinja comment)
+# Move all data of every NAS dataset of one pool into its top-level folder private/:
+#   move-data.sh [--check] POOL
+# The runbook's migrate_nas_step1.sh + step2.sh (research/vpsadmin.md §4.4), fixed: hidden
+# files are moved too (the runbook's known issue), names with spaces or newlines are safe
+# (NUL-separated), mountpoints come from zfs (not assumed /<name>), child datasets' mountpoints
+# and the pool's vpsadmin/ datasets are left in place (exact paths, not a substring grep).
+# Every moved file's sha256 is compared with its copy under private/ before it reports done.
+# --check: change nothing; exit 0 when every dataset holds only private/ (and child
+# mountpoints), else print what would move and exit 10.
+set -euo pipefail
+check=0
+if [ "${1:-}" = --check ]; then check=1; shift; fi
+pool=$1
+pending=0
+mapfile -t datasets < <(zfs list -H -r -t filesystem -o name "$pool")
+declare -A mountpoint
+for ds in "${datasets[@]}"; do
+    mountpoint[$ds]=$(zfs get -H -o value mountpoint "$ds")
+done
+for ds in "${datasets[@]}"; do
+    [ "$ds" = "$pool" ] && continue
+    case "$ds" in "$pool"/vpsadmin|"$pool"/vpsadmin/*) continue ;; esac
+    mp=${mountpoint[$ds]}
+    case "$mp" in none|legacy|-) continue ;; esac
+    # entries of the dataset root that are neither private/ nor a child dataset's mountpoint
+    entries=()
+    while IFS= read -r -d '' entry; do
+        [ "$entry" = "$mp/private" ] && continue
+        for child in "${datasets[@]}"; do
+            [ "${mountpoint[$child]}" = "$entry" ] && continue 2
+        done
+        entries+=("$entry")
+    done < <(find "$mp" -mindepth 1 -maxdepth 1 -print0)
+    [ ${#entries[@]} -eq 0 ] && continue
+    pending=1
+    if [ $check = 1 ]; then
+        echo "$ds: move ${#entries[@]} entr$( [ ${#entries[@]} = 1 ] && echo y || echo ies) into $mp/private/"
+        continue
+    fi
+    mkdir -p "$mp/private"
+    before=$(cd "$mp" && for e in "${entries[@]}"; do find "./${e#"$mp"/}" -type f -print0; done \
+             | sort -z | xargs -0r sha256sum)
+    for e in "${entries[@]}"; do
+        mv -- "$e" "$mp/private/"
+    done
+    after=$(cd "$mp/private" && for e in "${entries[@]}"; do find "./${e#"$mp"/}" -type f -print0; done \
+            | sort -z | xargs -0r sha256sum)
+    if [ "$before" != "$after" ]; then
+        echo "$ds: checksums under $mp/private differ from the originals" >&2
+        exit 1
+    fi
+    echo "$ds: moved ${#entries[@]} entries into $mp/private/"
+done
+[ $check = 1 ] && [ $pending = 1 ] && exit 10
+exit 0
+# {% endraw %}

@@ -1,0 +1,13 @@
+-- VpsAdminDbHook's reads of the schema itself (information_schema).
+-- name: engines
+SELECT TABLE_NAME, ENGINE FROM information_schema.tables
+WHERE TABLE_SCHEMA = %(database)s AND TABLE_NAME IN %(tables)s
+
+-- name: columns
+SELECT COLUMN_NAME, DATA_TYPE, COLUMN_KEY FROM information_schema.columns
+WHERE TABLE_SCHEMA = %(database)s AND TABLE_NAME = %(table)s
+ORDER BY ORDINAL_POSITION
+
+-- name: tables
+SELECT TABLE_NAME FROM information_schema.tables
+WHERE TABLE_SCHEMA = %(database)s AND TABLE_NAME IN %(tables)s

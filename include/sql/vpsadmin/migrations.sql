@@ -1,2 +1,0 @@
--- name: versions
-SELECT version FROM schema_migrations ORDER BY version

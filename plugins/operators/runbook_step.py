@@ -1,0 +1,373 @@
+"""RunbookStepOperator: the one base class of every task that implements a runbook step, and
+the generic steps built on it (SQL, script, approval gate, section report).
+
+A step is probe -> plan -> apply -> verify, and only the first and third differ between
+steps, so subclasses write `probe()` and `apply()` (and `verify()` where probing again is not
+the check) and the base class does the rest:
+
+- plan mode: the DAG param `dry_run` (true unless a run says otherwise) is read once, here;
+  the probe runs, its plan is logged and recorded, nothing changes;
+- idempotency: the probe decides; a retry or a second run whose probe finds nothing to change
+  changes nothing;
+- the record every step returns (its XCom), which the section report collects:
+  {"step", "dry_run", "changes": [one line per change], "applied", "node"?, ...details};
+- failures: a StepError (bad input, a refused precondition, a command that exited non-zero,
+  a plan that still has changes after apply) fails the task without retries, naming the step
+  and the node; anything else (a dropped connection, a timeout) is retried by Airflow;
+- the task's doc: `doc_md` (or the class docstring) followed by the `Runbook step: <id>`
+  line(s), and the task id derived from the step id when not given, so the step id is
+  written once per task;
+- SQL and scripts: `sql` and `script` are template fields with `template_ext`, resolved
+  against the DAG's `template_searchpath` (its product's include/sql/ and include/scripts/),
+  so the UI's Rendered Template tab shows exactly the SQL or the script a task ran. A step's
+  own file is named by its step id: `db.remove-stray-vps` -> `db/remove-stray-vps.sql`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airlift import sql as named_sql
+from airlift.errors import StepError
+from airlift.steps import step_doc, step_file, step_task_id, step_title
+
+
+@dataclass
+class Plan:
+    """What a probe found: `changes`, one readable line each (the exact command or SQL, or
+    the row it changes), `details` for the record, and `work`, what apply() needs (not
+    recorded)."""
+
+    changes: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    work: Any = None
+
+
+def _current_group():
+    """The TaskGroup a task is being defined in (what BaseOperator itself looks up)."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+
+    dag = DagContext.get_current()
+    return TaskGroupContext.get_current(dag) if dag else None
+
+
+# How a task mapped over an inventory of nodes (or of pools: node + filesystem) is labelled in the UI.
+NODE_LABEL = "{{ task.node.server_name }}{% if task.node.get('filesystem') %}:{{ task.node.filesystem }}{% endif %}"
+
+
+def plan_mode(context) -> bool:
+    """The run's `dry_run` param; a DAG without one changes nothing either."""
+    return bool(context["params"].get("dry_run", True))
+
+
+class RunbookStepOperator(BaseOperator):
+    """:param step: the runbook step id (include/runbooks/*.yaml) this task implements.
+    :param also_steps: further step ids the same task implements.
+    :param node: for steps on one node: a dict with `server_name` and `address` (mapped
+        tasks expand over an inventory of them).
+    :param enabled: a step switched off by a DAG param records that and does nothing.
+    :param sql: include/sql/<product>/ file of the step's named statements (default for
+        steps that `uses_step_sql`: the file named by the step id).
+    :param script: include/scripts/<product>/ (or include/scripts/) script the step runs on a
+        node (default for steps that `uses_step_script`: the file named by the step id)."""
+
+    template_fields: Sequence[str] = ("node", "enabled", "sql", "script")
+    template_ext: Sequence[str] = (".sql", ".sh")
+    template_fields_renderers = {"sql": "sql", "script": "bash", "node": "json"}
+    uses_step_sql = False
+    uses_step_script = False
+    # Generic steps (SQL, script) are described by the runbook's title of their step unless the
+    # DAG says more; a step's own class describes it in its docstring.
+    doc_from_runbook = False
+
+    def __init__(self, *, step: str | None = None, also_steps: Sequence[str] = (), node: dict | None = None,
+                 enabled=True, sql: str | None = None, script: str | None = None, **kwargs):
+        super().__init__(**self.step_kwargs(step, also_steps, kwargs))
+        self.step, self.also_steps, self.node, self.enabled = step, tuple(also_steps), node, enabled
+        self.sql = sql or (step_file(step, ".sql") if self.uses_step_sql and step else None)
+        self.script = script or (step_file(step, ".sh") if self.uses_step_script and step else None)
+        self.dry_run = True
+
+    @classmethod
+    def step_kwargs(cls, step: str | None, also_steps: Sequence[str], kwargs: dict) -> dict:
+        """Task id and doc from the step id (also for `.partial()`, which does not call
+        __init__ until the task runs)."""
+        if step and "task_id" not in kwargs:
+            group = kwargs.get("task_group") or _current_group()
+            kwargs["task_id"] = step_task_id(step, group.group_id if group else None)
+        doc = kwargs.get("doc_md") or (step_title(step) + "." if cls.doc_from_runbook and step
+                                        else inspect.cleandoc(cls.__doc__ or ""))
+        kwargs["doc_md"] = step_doc([step, *also_steps] if step else [], doc)
+        return kwargs
+
+    @classmethod
+    def partial(cls, *, step: str | None = None, also_steps: Sequence[str] = (), **kwargs):
+        """Mapped steps expand over `node` (an inventory of nodes or pools): labelled by it."""
+        kwargs.setdefault("map_index_template", NODE_LABEL)
+        return super().partial(step=step, also_steps=also_steps, **cls.step_kwargs(step, also_steps, kwargs))
+
+    # -- what subclasses write --------------------------------------------------------------
+    def probe(self, context) -> Plan:
+        """Read the world; the changes still to make (none: the step is done)."""
+        raise NotImplementedError
+
+    def apply(self, context, plan: Plan) -> dict | None:
+        """Make the planned changes; returns details for the record. May defer: the step then
+        continues in resume()."""
+        raise NotImplementedError
+
+    def resume(self, context, plan: Plan, event: dict) -> dict | None:
+        """After apply() deferred: the trigger's event; returns details for the record."""
+        raise NotImplementedError
+
+    def verify(self, context, plan: Plan) -> Plan:
+        """After apply: what is still to change (must be nothing). Probing again by default."""
+        return self.probe(context)
+
+    def close(self) -> None:
+        """Release connections the step opened (called after every attempt)."""
+
+    # -- the skeleton -----------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """The step and, for a node step, the node: how log lines and errors name the task."""
+        where = f" on {self.node['server_name']}" if isinstance(self.node, dict) and "server_name" in self.node else ""
+        return f"{self.step or self.task_id}{where}"
+
+    @property
+    def statements(self) -> dict[str, str]:
+        """The named statements of the (rendered) `sql` file."""
+        return named_sql.parse(self.sql, source=self.task_id)
+
+    def execute(self, context) -> dict:
+        self.dry_run = plan_mode(context)
+        with self.step_errors():
+            if not self.enabled:
+                self.log.info("%s: switched off by its parameter", self.label)
+                return self.record(Plan(), applied=False, enabled=False)
+            plan = self.probe(context)
+            if not plan.changes:
+                self.log.info("%s: nothing to change", self.label)
+                return self.record(plan, applied=False)
+            self.log.info("%s: %s:\n%s", self.label, "plan (dry run)" if self.dry_run else "changing",
+                          "\n".join(plan.changes))
+            if self.dry_run:
+                return self.record(plan, applied=False)
+            return self._finish(context, plan, self.apply(context, plan))
+
+    def execute_complete(self, context, event: dict | None = None, plan: dict | None = None) -> dict:
+        """Where a step that deferred in apply() continues (`defer_apply`)."""
+        self.dry_run = False
+        with self.step_errors():
+            resumed = Plan(**plan)
+            return self._finish(context, resumed, self.resume(context, resumed, event or {}))
+
+    def defer_apply(self, trigger, plan: Plan, timeout=None) -> None:
+        """apply() hands the wait to a trigger (the worker slot is freed); resume() gets its event."""
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout,
+                   kwargs={"plan": {k: v for k, v in asdict(plan).items() if k != "work"}})
+
+    def _finish(self, context, plan: Plan, done: dict | None) -> dict:
+        left = self.verify(context, plan)
+        if left.changes:
+            raise StepError("still to change after applying the plan:\n" + "\n".join(left.changes[:20]))
+        self.log.info("%s: %d change(s) made", self.label, len(plan.changes))
+        return self.record(plan, applied=True, **(done or {}))
+
+    def record(self, plan: Plan, applied: bool, **details) -> dict:
+        record = {"step": self.step, "dry_run": self.dry_run, "changes": plan.changes, "applied": applied}
+        if isinstance(self.node, dict) and "server_name" in self.node:
+            record["node"] = self.node["server_name"]
+        return {**record, **plan.details, **details}
+
+    def step_errors(self):
+        """Context manager: a StepError fails the task (not retried) naming the step and the
+        node; connections are closed either way. execute() runs the skeleton inside it."""
+        return _StepErrors(self)
+
+
+class _StepErrors:
+    """StepError -> AirflowFailException (not retried) naming the step and node; close() always."""
+
+    def __init__(self, op: RunbookStepOperator):
+        self.op = op
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.op.close()
+        if exc_type is not None and issubclass(exc_type, StepError):
+            raise AirflowFailException(f"{self.op.label}: {exc}") from exc
+        return False
+
+
+# -- generic steps -------------------------------------------------------------------------
+
+class SqlStepOperator(RunbookStepOperator):
+    """A database step from its SQL file (include/sql/<product>/<section>/<step>.sql): `probe`
+    counts the rows to change (`to_change`), `sample` (optional) shows some, `apply` changes
+    them in one transaction; the probe must count 0 afterwards. Works on any DB-API
+    connection (MySQL, PostgreSQL) named by `conn_id`."""
+
+    uses_step_sql = True
+    doc_from_runbook = True
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, conn_id: str, **kwargs):
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    def _hook(self):
+        from airflow.sdk.bases.hook import BaseHook
+
+        return BaseHook.get_connection(self.conn_id).get_hook()
+
+    def probe(self, context) -> Plan:
+        hook = self._hook()
+        to_change = int(hook.get_first(self.statements["probe"])[0])
+        if not to_change:
+            return Plan(details={"rows": 0})
+        if "sample" in self.statements:
+            for row in hook.get_records(self.statements["sample"]):
+                self.log.info("%s: %s", self.label, row)
+        return Plan([f"{to_change} row(s): {self.statements['apply']}"], details={"rows": to_change})
+
+    def apply(self, context, plan: Plan) -> dict:
+        # one transaction: DbApiHook.run commits after the statement (the handler reads the count)
+        return {"rows": self._hook().run(self.statements["apply"], handler=lambda cur: cur.rowcount)}
+
+
+class NodeScriptOperator(RunbookStepOperator):
+    """A step done by a script on one node (include/scripts/<product>/<section>/<step>.sh, or
+    `script`). The script's contract: with `--check` first it changes nothing and exits 0 when
+    there is nothing to do, or exits 10 printing the changes it would make (one per line);
+    without it, it makes them. Any other exit is an error. After a real run, `--check` must
+    exit 0. `args` are passed as they are (the script gets them as "$@", never through a
+    shell); `{key}` in an argument is replaced by the node's value of key."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "args")
+    uses_step_script = True
+    doc_from_runbook = True
+    ui_color = "#fdf3e8"
+    PENDING = 10
+
+    def __init__(self, *, args: Sequence[str] = (), ssh_conn_id: str, timeout: float = 3600, **kwargs):
+        super().__init__(**kwargs)
+        self.args, self.ssh_conn_id, self.timeout = list(args), ssh_conn_id, timeout
+        self._nodes = None
+
+    @property
+    def nodes(self):
+        if self._nodes is None:
+            from hooks.node import NodeHook
+
+            self._nodes = NodeHook(self.ssh_conn_id)
+        return self._nodes
+
+    def _args(self) -> list[str]:
+        return [fill(a, self.node) for a in self.args]
+
+    def probe(self, context) -> Plan:
+        result = self.nodes.run_script(self.node["address"], self.script, ["--check", *self._args()],
+                                       check=False, timeout=self.timeout)
+        if result.exit_status == 0:
+            return Plan()
+        if result.exit_status == self.PENDING:
+            name = self.node["server_name"]
+            return Plan([f"{name}: {line}" for line in result.stdout.splitlines() if line.strip()])
+        from airlift.remote import NodeCommandError
+
+        raise NodeCommandError(result)
+
+    def apply(self, context, plan: Plan) -> None:
+        self.nodes.run_script(self.node["address"], self.script, self._args(), timeout=self.timeout,
+                              log_output=True)
+
+    def close(self) -> None:
+        if self._nodes is not None:
+            self._nodes.close()
+            self._nodes = None
+
+
+def fill(text: str, item: dict) -> str:
+    """`{key}` in an argument becomes item[key] (a pool's `{filesystem}`); other text stays."""
+    import re
+
+    return re.sub(r"\{(\w+)\}", lambda m: str(item[m.group(1)]) if m.group(1) in item else m.group(0), text)
+
+
+class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
+    """An approval before an irreversible step (HITL: the task waits in `awaiting_input` until
+    someone answers in the UI). `plan` (a step record, e.g. an XComArg) is shown in the body as
+    a markdown list. The DAG param `require_approval = false` switches the gate off for
+    unattended lab rehearsals (logged as such). Never approves on timeout: no defaults."""
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "plan")
+
+    def __init__(self, *, plan=None, **kwargs):
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    def execute(self, context):
+        if not context["params"].get("require_approval", True):
+            self.log.warning("approval gate switched off by require_approval=false: proceeding")
+            return {"chosen_options": ["Approve"], "params_input": {}, "gate": "switched off"}
+        if self.plan:
+            self.body = f"{self.body}\n\n{markdown(self.plan)}"
+        return super().execute(context)
+
+
+def markdown(record) -> str:
+    """A step record (or any dict/list) as a short markdown list for a human to read."""
+    if isinstance(record, dict) and "changes" in record:
+        lines = [f"- {change}" for change in record["changes"]] or ["- nothing to change"]
+        extra = {k: v for k, v in record.items() if k not in ("step", "dry_run", "changes", "applied")}
+        return "\n".join(lines + [f"- **{k}**: {markdown_value(v)}" for k, v in extra.items()])
+    if isinstance(record, dict):
+        return "\n".join(f"- **{k}**: {markdown_value(v)}" for k, v in record.items())
+    if isinstance(record, list):
+        return "\n".join(f"- {markdown_value(v)}" for v in record)
+    return str(record)
+
+
+def markdown_value(value) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {markdown_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(markdown_value(v) for v in value)
+    return f"`{value}`" if isinstance(value, str) and "/" in value else str(value)
+
+
+class SectionReportOperator(RunbookStepOperator):
+    """Ends a section (its TaskGroup): collects the step records of every other task of the
+    group and logs what was changed, or in plan mode what would change. Runs when nothing
+    upstream failed."""
+
+    def __init__(self, *, section: str, **kwargs):
+        kwargs.setdefault("task_id", "report")
+        kwargs.setdefault("trigger_rule", "none_failed")
+        kwargs.setdefault("doc_md", f"What the {section} section changed (or in plan mode would change).")
+        super().__init__(**kwargs)
+        self.section = section
+
+    def execute(self, context) -> dict:
+        ti, lines = context["ti"], []
+        task_ids = [t.task_id for t in self.task_group.iter_tasks() if t.task_id != self.task_id]
+        for task_id in task_ids:
+            records = ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None)
+            for record in records if isinstance(records, list) else [records]:
+                if isinstance(record, dict) and "step" in record and "changes" in record:
+                    state = "applied" if record["applied"] else "planned"
+                    lines += [f"[{record['step']}] {state}: {change}" for change in record["changes"]]
+        dry_run = plan_mode(context)
+        header = f"{self.section}: {len(lines)} change(s) {'planned (dry run)' if dry_run else 'made'}"
+        self.log.info("%s\n%s", header, "\n".join(lines) or "nothing to change")
+        return {"section": self.section, "dry_run": dry_run, "changes": len(lines), "lines": lines}

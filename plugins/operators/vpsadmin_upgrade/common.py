@@ -1,0 +1,287 @@
+"""What several sections of the vpsAdmin upgrade share: the connections every step reaches the
+cluster through, and the steps used in more than one section (the database dump, the rake
+migration, the pool inventory, file and crontab edits on a host, the web server's NFS mounts).
+Each step is probe -> apply (RunbookStepOperator); hooks do the I/O, plugins/vpsadmin/ the logic.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from functools import cached_property
+
+from airflow.sdk.bases.skipmixin import SkipMixin
+
+from airlift.connections import VPSADMIN_API, VPSADMIN_DB, VPSADMIN_SSH
+from airlift.errors import StepError
+from operators.runbook_step import Plan, RunbookStepOperator
+from vpsadmin import crontab, environments
+
+API_ROOT = "/opt/vpsadminapi"
+
+
+def run_label(context) -> str:
+    """A file-name-safe label of the DAG run, so each run's files are its own."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in context["run_id"])
+
+
+class VpsAdminStepOperator(RunbookStepOperator):
+    """A step of the vpsAdmin upgrade: the vpsAdmin database, the nodes over SSH and the 2.0
+    API, each built on first use (parsing a DAG loads neither paramiko nor MySQLdb).
+
+    :param mysql_conn_id: the vpsAdmin database. :param ssh_conn_id: SSH credentials for every
+    node. :param api_conn_id: the 2.0 API (where it listens, an admin's login)."""
+
+    def __init__(self, *, mysql_conn_id: str = VPSADMIN_DB, ssh_conn_id: str = VPSADMIN_SSH,
+                 api_conn_id: str = VPSADMIN_API, **kwargs):
+        super().__init__(**kwargs)
+        self.mysql_conn_id, self.ssh_conn_id, self.api_conn_id = mysql_conn_id, ssh_conn_id, api_conn_id
+
+    @cached_property
+    def db(self):
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
+        return VpsAdminDbHook(self.mysql_conn_id)
+
+    @cached_property
+    def nodes(self):
+        from hooks.node import NodeHook
+
+        return NodeHook(self.ssh_conn_id)
+
+    @cached_property
+    def api(self):
+        from hooks.vpsadmin_api import VpsAdminApiHook
+
+        return VpsAdminApiHook(self.api_conn_id)
+
+    def close(self) -> None:
+        nodes = self.__dict__.pop("nodes", None)
+        if nodes is not None:
+            nodes.close()
+
+
+class MysqlDumpOperator(VpsAdminStepOperator):
+    """A dump of the database (or `tables` of it) on the DB host with include/scripts/mysql/
+    dump.sh, verified there (gzip test, completion trailer); returns its path, size and sha256.
+    A retry of the same run keeps a dump that still verifies.
+
+    :param mode: `full` (consistent, gzip-compressed) or `latin1` (the encoding fix's dump).
+    :param label: what the file name says the dump is for."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
+    SUFFIX = {"full": ".sql.gz", "latin1": ".sql"}
+
+    def __init__(self, *, settings, mode: str, label: str, tables: Sequence[str] = (), **kwargs):
+        kwargs.setdefault("script", "mysql/dump.sh")
+        super().__init__(**kwargs)
+        self.settings, self.mode, self.file_label, self.tables = settings, mode, label, list(tables)
+
+    def probe(self, context) -> Plan:
+        path = (f"{self.settings['backup_dir']}/{self.settings['database']}-{self.file_label}-"
+                f"{run_label(context)}{self.SUFFIX[self.mode]}")
+        args = [self.mode, self.settings["database"], path, *self.tables]
+        return Plan([f"{self.settings['db_host']}: dump.sh {shlex.join(args)}"], work=args)
+
+    def apply(self, context, plan: Plan) -> dict:
+        result = self.nodes.run_script(self.settings["db_host"], self.script, plan.work, timeout=6 * 3600)
+        dump = json.loads(result.stdout.strip().splitlines()[-1])
+        if not dump["size"]:
+            raise StepError(f"{dump['path']} is empty")
+        self.log.info("%s: %s, %d bytes, sha256 %s%s", self.label, dump["path"], dump["size"], dump["sha256"],
+                      " (kept from an earlier try)" if dump["reused"] else "")
+        return dump
+
+    def verify(self, context, plan: Plan) -> Plan:
+        return Plan()  # dump.sh verified the file before it reported it
+
+
+class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
+    """`rake db:migrate [VERSION=...]` in the API checkout on the API host, when the schema is
+    behind. A failed migration is not retried (MySQL DDL is not transactional: a half-applied
+    migration needs the restore path, not a second try); it records that it started, so the
+    restore gate asks only when the migration itself failed. In plan mode with migrations
+    pending, the steps after it cannot probe tables that do not exist yet: they are skipped
+    (section reports still run) and planned by a plan-mode run after the migration."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
+    inherits_from_skipmixin = True
+    STARTED = "migration_started"  # XCom key the restore gate reads
+
+    def __init__(self, *, settings, version: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings, self.version = settings, version
+
+    def _schema(self) -> str:
+        return max(self.db.migrations(), default="0")
+
+    def probe(self, context) -> Plan:
+        host, current = self.settings["api_host"], self._schema()
+        listing = self.nodes.run(host, ["ls", f"{API_ROOT}/db/migrate"], check=False)
+        available = sorted(name.split("_", 1)[0] for name in listing.stdout.split() if name[:1].isdigit())
+        target = self.version or (available[-1] if available else current)
+        if current >= target:
+            self.log.info("%s: schema at %s, target %s: nothing to migrate", self.label, current, target)
+            return Plan(details={"version": current})
+        command = f"cd {API_ROOT} && rake db:migrate" + (f" VERSION={int(self.version)}" if self.version else "")
+        return Plan([f"{host}: {command}  (schema {current} -> {target})"], work={"command": command, "target": target})
+
+    def execute(self, context) -> dict:
+        record = super().execute(context)
+        if record["dry_run"] and record["changes"]:
+            later = [t for t in context["task"].get_flat_relatives(upstream=False) if not t.task_id.endswith(".report")]
+            self.log.info("%s: the %d later step(s) need the migrated schema to plan: skipped", self.label, len(later))
+            self.skip(ti=context["ti"], tasks=later)
+        return record
+
+    def apply(self, context, plan: Plan) -> dict:
+        context["ti"].xcom_push(key=self.STARTED, value=self._schema())
+        host, command = self.settings["api_host"], plan.work["command"]
+        result = self.nodes.run(host, command, check=False, timeout=6 * 3600, log_output=True)
+        after = self._schema()
+        if not result.ok:
+            raise StepError(f"`{command}` on {host} exited {result.exit_status}; the schema stopped at {after}. "
+                            "Approve the restore of the pre-upgrade backup, fix the cause, then run again.\n"
+                            + result.tail(20))
+        if after < plan.work["target"]:
+            raise StepError(f"schema at {after} after `{command}`, expected {plan.work['target']}")
+        return {"version": after}
+
+    def verify(self, context, plan: Plan) -> Plan:
+        return Plan()  # apply compared the schema with the target
+
+
+class PoolInventoryOperator(VpsAdminStepOperator):
+    """The storage pools (v2.0 `pools`) of some roles with the node holding each, for the
+    per-pool steps; nodes in `skip_nodes` are left out. Reads only."""
+
+    template_fields: Sequence[str] = ("skip_nodes",)
+    ROLES = {"hypervisor": 0, "primary": 1, "backup": 2}
+
+    def __init__(self, *, roles: Sequence[str] = ("hypervisor", "primary", "backup"), skip_nodes=(), **kwargs):
+        super().__init__(**kwargs)
+        self.roles, self.skip_nodes = tuple(roles), skip_nodes
+
+    def execute(self, context) -> list[dict]:
+        wanted, pools = {self.ROLES[r] for r in self.roles}, []
+        for p in self.db.pools():
+            name = environments.short_name(p["server_name"])
+            if p["role"] in wanted and p["server_name"] not in self.skip_nodes and name not in self.skip_nodes:
+                pools.append({"pool_id": p["pool_id"], "filesystem": p["filesystem"], "role": p["role"],
+                              "server_name": name, "address": p["address"]})
+        self.log.info("%d pool(s): %s", len(pools), ", ".join(f"{p['server_name']}:{p['filesystem']}" for p in pools))
+        return pools
+
+
+class NodeFileEditOperator(VpsAdminStepOperator):
+    """Edits one text file on one host: reads it, `transform`s it (pure), writes it back only
+    when it changed, keeping the first original beside it as `<path><keep_suffix>`."""
+
+    keep_suffix = ".v1.22"
+
+    def path(self) -> str:
+        raise NotImplementedError
+
+    def transform(self, text: str) -> str:
+        raise NotImplementedError
+
+    def probe(self, context) -> Plan:
+        current = self.nodes.run(self.node["address"], ["cat", self.path()], check=False)
+        if not current.ok:
+            raise StepError(f"cannot read {self.path()}: {current.tail(3)}")
+        try:
+            new = self.transform(current.stdout)
+        except ValueError as exc:
+            raise StepError(f"{self.path()}: {exc}") from exc
+        if new == current.stdout:
+            return Plan()
+        return Plan([f"{self.node['server_name']}: rewrite {self.path()}"], work=new)
+
+    def apply(self, context, plan: Plan) -> None:
+        quoted, kept = shlex.quote(self.path()), shlex.quote(self.path() + self.keep_suffix)
+        self.nodes.run(self.node["address"], f"test -e {kept} || cp -p {quoted} {kept}; "
+                                             f"cat > {quoted}.airlift && chmod --reference={quoted} {quoted}.airlift "
+                                             f"&& mv {quoted}.airlift {quoted}", stdin=plan.work)
+
+
+class CrontabEditOperator(VpsAdminStepOperator):
+    """Edits root's crontab on the API/web host (the cluster crontab) with `transform`, keeping
+    the original in `saved_copy` (written once, never overwritten; None: keep none)."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
+    saved_copy: str | None = None
+
+    def __init__(self, *, settings, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def transform(self, text: str) -> tuple[str, list[str]]:
+        """(new crontab, the changes); no changes when the crontab is as it should be."""
+        raise NotImplementedError
+
+    def probe(self, context) -> Plan:
+        host = self.settings["api_host"]
+        current = self.nodes.run(host, ["crontab", "-l"], check=False)
+        if not current.ok:
+            self.log.info("%s: %s has no crontab (%s)", self.label, host, current.tail(1))
+            return Plan()
+        new_text, changes = self.transform(current.stdout)
+        return Plan([f"{host}: {change}" for change in changes], work=(current.stdout, new_text))
+
+    def apply(self, context, plan: Plan) -> dict:
+        host, (original, new_text) = self.settings["api_host"], plan.work
+        if self.saved_copy and not self.nodes.run(host, ["test", "-e", self.saved_copy], check=False).ok:
+            self.nodes.run(host, f"umask 077; cat > {shlex.quote(self.saved_copy)}", stdin=original)
+        self.nodes.run(host, ["crontab", "-"], stdin=new_text)
+        return {"saved_copy": self.saved_copy}
+
+
+class CrontabDisableOperator(CrontabEditOperator):
+    """Comments out every job of the cluster crontab (root's crontab on the API/web host) with
+    a `#airlift-disabled#` prefix; the original is kept in /root/crontab.v1.22."""
+
+    saved_copy = "/root/crontab.v1.22"
+
+    def transform(self, text: str) -> tuple[str, list[str]]:
+        new_text, disabled = crontab.disable_all(text)
+        return new_text, [f"disable `{line}`" for line in disabled]
+
+
+class WebMountsOperator(VpsAdminStepOperator):
+    """On the web server (the API host), `<node>:/<pool>/vpsadmin/<subdataset>` of every pool
+    NFS-mounted read-only at `<mountpoint>/<pool id>`, and listed in its /etc/fstab."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings", "pools", "mountpoint")
+
+    def __init__(self, *, settings, pools, subdataset: str, mountpoint: str, **kwargs):
+        super().__init__(**kwargs)
+        self.settings, self.pools, self.subdataset, self.mountpoint = settings, pools, subdataset, mountpoint
+
+    def probe(self, context) -> Plan:
+        host = self.settings["api_host"]
+        table = self.nodes.run(host, ["mount"]).stdout
+        fstab = self.nodes.run(host, "cat /etc/fstab 2>/dev/null || true").stdout.splitlines()
+        mounted = {line.split(" on ", 1)[1].split(" type ", 1)[0] for line in table.splitlines() if " on " in line}
+        changes, work = [], []
+        for pool in self.pools:
+            source = f"{pool['address']}:/{pool['filesystem']}/vpsadmin/{self.subdataset}"
+            target = f"{self.mountpoint.rstrip('/')}/{int(pool['pool_id'])}"
+            entry = f"{source} {target} nfs ro,vers=3,soft 0 0"
+            if entry not in fstab:
+                changes.append(f"{host}: /etc/fstab += {entry}")
+                work.append(("fstab", entry))
+            if target not in mounted:
+                changes.append(f"{host}: mount -t nfs -o ro {source} {target}")
+                work.append(("mount", (source, target)))
+        return Plan(changes, work=work)
+
+    def apply(self, context, plan: Plan) -> None:
+        host = self.settings["api_host"]
+        for kind, what in plan.work:
+            if kind == "fstab":
+                self.nodes.run(host, "cat >> /etc/fstab", stdin=what + "\n")
+            else:
+                source, target = what
+                self.nodes.run(host, ["mkdir", "-p", target])
+                self.nodes.run(host, ["mount", "-t", "nfs", "-o", "ro,vers=3,soft", source, target])

@@ -1,0 +1,117 @@
+"""Preflight (not in the runbook): the trigger parameters checked and everything the run needs
+reached before anything changes, the inventory from `servers`, the phase the cluster is in.
+The full backup (step db.backup) is common.MysqlDumpOperator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow.sdk.bases.skipmixin import SkipMixin
+
+from operators.vpsadmin_upgrade.common import VpsAdminStepOperator
+from vpsadmin.params import check_abs_path, check_db_name, check_hostname, check_node_names, check_upgrade, raise_if
+
+DB_VERSION = 15  # sysconfig db_version of vpsAdmin v1.22
+PINNED_VERSION = "20150630072821"  # the runbook's `rake db:migrate VERSION=...`
+UPGRADE_PARAMS = ("environments", "default_resources", "snapshot_download_base_url", "private_dataset_name",
+                  "backup_timezone", "playground_environments", "sharenfs_subnets", "web_root",
+                  "production_environment", "mount_proxy_dir", "download_mountpoint", "api_url")
+
+
+class PreflightOperator(VpsAdminStepOperator):
+    """Validates the trigger parameters and reaches the database, the API host and the DB host
+    (backup directory, MySQL client tools) before anything changes. Returns the resolved
+    settings the later steps use; pushes the API and DB hosts as nodes (XCom keys `api_node`,
+    `db_node`) for the steps that run on one of them."""
+
+    def execute(self, context) -> dict:
+        with self.step_errors():
+            settings = self._settings({key: context["params"].get(key) for key in UPGRADE_PARAMS if
+                                       key in context["params"]}, context["params"])
+        for key, host in (("api_node", settings["api_host"]), ("db_node", settings["db_host"])):
+            context["ti"].xcom_push(key=key, value={"server_name": host, "address": host})
+        self.log.info("preflight ok: %s", settings)
+        return settings
+
+    def _settings(self, upgrade: dict, params) -> dict:
+        api_host, db_host, backup_dir = params["api_host"], params["db_host"], params["backup_dir"]
+        skip_nodes = params["skip_nodes"]
+        errors = check_abs_path("backup_dir", backup_dir) + check_node_names("skip_nodes", skip_nodes)
+        for label, value in (("api_host", api_host), ("db_host", db_host)):
+            if value:
+                errors += check_hostname(label, value)
+        errors += check_db_name("database of connection " + self.mysql_conn_id, self.db.database)
+        raise_if(errors)
+
+        found = self.db.schema_version()
+        if str(found) != str(DB_VERSION):
+            raise_if([f"database {self.db.database} is not vpsAdmin v1.22 (sysconfig db_version {found!r}, "
+                      f"expected {DB_VERSION})"])
+        servers = self.db.servers()
+        names = {n for s in servers for n in (s["server_name"], s["server_name"].split(".")[0])}
+        raise_if([f"skip_nodes: no server named {n!r} in the servers table" for n in skip_nodes if n not in names]
+                 + check_upgrade(upgrade, servers))
+
+        api_host, db_host = api_host or self.nodes.default_host, db_host or self.db.host
+        for label, address in (("api_host", api_host), ("db_host", db_host)):
+            try:
+                self.nodes.run(address, "true", timeout=30)
+            except Exception as exc:  # refused, unknown host key, auth: all end the run here
+                raise_if([f"cannot reach {label} {address} over SSH: {exc}"])
+        if not self.nodes.run(db_host, ["test", "-d", backup_dir], check=False, timeout=30).ok:
+            raise_if([f"backup_dir {backup_dir} does not exist on the DB host {db_host}"])
+        tools = self.nodes.run(db_host, "command -v mysqldump mysql mysql_tzinfo_to_sql", check=False)
+        if not tools.ok or len(tools.stdout.split()) < 3:
+            raise_if([f"the DB host {db_host} lacks the MySQL client tools (mysqldump, mysql, mysql_tzinfo_to_sql)"])
+        subnets = upgrade.get("sharenfs_subnets") or sorted(
+            {".".join(s["server_ip4"].split(".")[:3]) + ".0/24" for s in servers})
+        return {"api_host": api_host, "db_host": db_host, "database": self.db.database,
+                "backup_dir": backup_dir.rstrip("/") or "/", "subnets": subnets}
+
+
+class InventoryOperator(VpsAdminStepOperator):
+    """The nodes of the cluster, from the `servers` table, except `skip_nodes`."""
+
+    template_fields: Sequence[str] = ("skip_nodes",)
+
+    def __init__(self, *, skip_nodes, **kwargs):
+        super().__init__(**kwargs)
+        self.skip_nodes = skip_nodes
+
+    def execute(self, context) -> list[dict]:
+        nodes, errors = [], []
+        for s in self.db.servers():
+            name = s["server_name"]
+            if name in self.skip_nodes or name.split(".")[0] in self.skip_nodes:
+                self.log.warning("skipping %s as asked (skip_nodes)", name)
+                continue
+            errors += check_hostname(f"servers.server_ip4 of {name}", s["server_ip4"])
+            nodes.append({"server_id": s["server_id"], "server_name": name,
+                          "server_type": s["server_type"], "address": s["server_ip4"]})
+        with self.step_errors():
+            raise_if(errors)
+        self.log.info("%d node(s): %s", len(nodes), ", ".join(n["server_name"] for n in nodes))
+        return nodes
+
+
+class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
+    """Once the database is past migration 20150630072821 the v1.22 sections are done and
+    must not run again (they would, e.g., stop the 2.0 daemons): their tasks (and the API
+    shutdown) are skipped, their reports still run. A fresh v1.22 world goes on."""
+
+    inherits_from_skipmixin = True
+
+    def __init__(self, *, v1_22_prefixes: Sequence[str], **kwargs):
+        super().__init__(**kwargs)
+        self.v1_22_prefixes = tuple(v1_22_prefixes)
+
+    def execute(self, context) -> dict:
+        versions = self.db.migrations()
+        migrated = PINNED_VERSION in versions
+        if migrated:
+            tasks = [t for t in context["dag"].tasks
+                     if t.task_id.startswith(self.v1_22_prefixes) and not t.task_id.endswith(".report")]
+            self.log.info("schema_migrations has %s: the v1.22 sections are done; skipping %d task(s)",
+                          PINNED_VERSION, len(tasks))
+            self.skip(ti=context["ti"], tasks=tasks)
+        return {"migrated": migrated, "latest": versions[-1] if versions else None}

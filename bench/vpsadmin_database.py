@@ -36,8 +36,8 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from lab.airflow_env import airflow_env
-from lab.config import free_port
+from lab.core.airflow_env import airflow_env
+from lab.core.config import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -80,7 +80,8 @@ def set_airflow_env(home: Path) -> None:
 @contextlib.contextmanager
 def fresh_world(workdir: Path, name: str, scale: int):
     """A seeded, started lab with its seeded transaction queue drained; destroyed after."""
-    from lab import Lab, mysql
+    from lab import Lab
+    from lab.core import mysql
     from tests.helpers import wait_for_empty_queue
 
     lab = Lab.create(workdir / name, ssh_port=free_port(),
@@ -104,7 +105,7 @@ def fresh_world(workdir: Path, name: str, scale: int):
 def clear_timezones(lab) -> None:
     """Empty the server-wide mysql.time_zone* again right before a side is measured: a test
     run in parallel on the same server may have loaded them since the seed."""
-    from lab import mysql
+    from lab.core import mysql
 
     mysql.clear_timezones(lab.cfg.mysql_kwargs())
 
@@ -119,7 +120,7 @@ def world_size(lab) -> str:
 
 def check_world(lab) -> list[str]:
     """What the Database section must have achieved; [] when it did."""
-    from lab.worlds.vpsadmin_v122.seed import KNOWN_TEXT
+    from lab.vpsadmin.v1_22.seed import KNOWN_TEXT
     from tests.helpers import query, scalar
 
     checks = {
@@ -144,7 +145,7 @@ def check_world(lab) -> list[str]:
 
 # -- baseline: the wiki by hand -------------------------------------------------------------
 def ssh(lab, node: str, command: str) -> None:
-    from lab.topology import host
+    from lab.core.topology import host
 
     argv = ["ssh", "-p", str(lab.cfg.ssh_port), "-i", str(lab.cfg.client_key),
             "-o", f"UserKnownHostsFile={lab.cfg.known_hosts}", "-o", "StrictHostKeyChecking=yes",
@@ -155,7 +156,7 @@ def ssh(lab, node: str, command: str) -> None:
 
 
 def run_baseline(lab) -> tuple[float, list[tuple[str, float]]]:
-    from lab.topology import HOSTS
+    from lab.core.topology import HOSTS
 
     steps, started = [], time.monotonic()
     for label, where, command in RUNBOOK:

@@ -38,7 +38,7 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
-from lab.airflow_env import airflow_env
+from lab.core.airflow_env import airflow_env
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))  # the operators' code, as Airflow's plugins folder has it
@@ -72,9 +72,9 @@ def build_world(kwargs: dict, db: str, scale: int, workdir: Path, attempts: int 
     """Seed, delete stray VPSes, load the time zones, migrate; the server-wide time zone tables
     are emptied by lab tests running in parallel on the same server (their worlds are v1.22),
     so a migration that fails for want of them is retried on a fresh seed."""
-    from lab import mysql
-    from lab.topology import HOSTS
-    from lab.worlds.vpsadmin_v122.seed import seed_database
+    from lab.core import mysql
+    from lab.core.topology import HOSTS
+    from lab.vpsadmin.v1_22.seed import seed_database
 
     for attempt in range(1, attempts + 1):
         t0 = time.monotonic()
@@ -100,11 +100,10 @@ def build_world(kwargs: dict, db: str, scale: int, workdir: Path, attempts: int 
 
 
 def rake_migrate(kwargs: dict, db: str, workdir: Path, version: str = VERSION) -> str:
-    """The lab's rake (lab/tools/rake.py), run from the host in a directory laid out as the API
-    checkout (Rakefile, config/database.yml, db/migrate); its output. Raises on failure."""
-    import lab
+    """The lab's rake (lab/vpsadmin/tools/rake.py), run from the host in a directory laid out as
+    the API checkout (Rakefile, config/database.yml, db/migrate); its output. Raises on failure."""
+    from lab.vpsadmin.checkouts import MIGRATIONS_DIR
 
-    migrate = Path(lab.__file__).parent / "worlds" / "vpsadmin_v2" / "migrate"
     api = workdir / f"api-{db}"
     (api / "config").mkdir(parents=True, exist_ok=True)
     (api / "Rakefile").write_text("require 'sinatra/activerecord/rake'\n")
@@ -112,10 +111,11 @@ def rake_migrate(kwargs: dict, db: str, workdir: Path, version: str = VERSION) -
         "production:\n  adapter: mysql2\n"
         f"  host: {kwargs['host']}\n  port: {kwargs['port']}\n  username: {kwargs['user']}\n"
         f"  password: '{kwargs['passwd']}'\n  database: {db}\n  encoding: utf8\n")
-    shutil.copytree(migrate, api / "db" / "migrate", dirs_exist_ok=True)
-    rake = Path(lab.__file__).parent / "tools" / "rake.py"
-    result = subprocess.run([sys.executable, str(rake), "db:migrate", f"VERSION={version}"], cwd=api,
-                            capture_output=True, text=True, env={**os.environ, "RACK_ENV": "production"})
+    shutil.copytree(MIGRATIONS_DIR, api / "db" / "migrate", dirs_exist_ok=True)
+    # As a module of the project (it imports the simulators' toolbox as lab.core.tools.toolbox).
+    result = subprocess.run([sys.executable, "-m", "lab.vpsadmin.tools.rake", "db:migrate", f"VERSION={version}"],
+                            cwd=api, capture_output=True, text=True,
+                            env={**os.environ, "RACK_ENV": "production", "PYTHONPATH": str(ROOT)})
     if result.returncode:
         raise RuntimeError(f"rake db:migrate exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
     return result.stdout
@@ -288,7 +288,7 @@ def timed(fn, *args, **kwargs):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lab import mysql
+    from lab.core import mysql
 
     parser = argparse.ArgumentParser(prog="python -m bench vpsadmin_resources", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,6 +7,10 @@
     lab.start()      # the lab process: SSH for every node, the node daemons
     lab.env()        # AIRFLOW_CONN_* for the DAGs' connections
     lab.stop()
+
+lab/core/ is the lab without product knowledge (config, MariaDB, hosts, node sandboxes and
+their tool simulators, SSH, the lab process); each product the lab simulates is a package
+beside it (lab/vpsadmin/), listed in lab/core/products.py.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from lab import mysql
-from lab.config import PROJECT_ROOT, LabConfig
-from lab.topology import HOSTS, host, host_with_role
+from lab.core import mysql
+from lab.core.config import PROJECT_ROOT, LabConfig
+from lab.core.products import products
+from lab.core.topology import HOSTS, host
 
 
 class Lab:
@@ -49,24 +54,13 @@ class Lab:
     # -- the world -----------------------------------------------------------------------
     def seed(self, reset_timezones: bool = False) -> dict:
         """Build a fresh v1.22 world: keys, node directories, the vpsAdmin database."""
-        import MySQLdb
-
-        from lab import nodes, sshd, world
-        from lab.worlds.vpsadmin_v122 import seed as v122
+        from lab import vpsadmin
+        from lab.core import nodes, sshd
 
         sshd.generate_keys(self.cfg)
         for h in HOSTS:
             nodes.build_node(self.cfg, h, self.cfg.ssh_dir / f"root_{h.name}")
-        info = v122.seed_database(self.cfg.mysql_kwargs(), self.cfg.vpsadmin_db,
-                                  [h.server for h in HOSTS if h.server], scale=self.cfg.scale)
-        if reset_timezones:
-            mysql.clear_timezones(self.cfg.mysql_kwargs())
-        conn = MySQLdb.connect(db=self.cfg.vpsadmin_db, charset="utf8mb4", **self.cfg.mysql_kwargs())
-        try:
-            world.lay_out(self.cfg, conn)
-        finally:
-            conn.close()
-        return info
+        return vpsadmin.seed_world(self.cfg, reset_timezones=reset_timezones)
 
     # -- the lab process -----------------------------------------------------------------
     def pid(self) -> int | None:
@@ -82,7 +76,7 @@ class Lab:
             return
         log = open(self.cfg.log_file, "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lab.server", self.cfg.lab_dir],
+            [sys.executable, "-m", "lab.core.server", self.cfg.lab_dir],
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.cfg.pid_file.write_text(str(proc.pid))
@@ -127,28 +121,11 @@ class Lab:
 
     # -- what clients need ---------------------------------------------------------------
     def connections(self) -> dict[str, dict]:
-        ssh_extra = {
-            "key_file": str(self.cfg.client_key),
-            "known_hosts": str(self.cfg.known_hosts),
-            "conn_timeout": 10,
-        }
-        return {
-            "vpsadmin_db": {
-                "conn_type": "mysql", "host": self.cfg.mysql_host, "port": self.cfg.mysql_port,
-                "login": self.cfg.mysql_user, "password": self.cfg.mysql_password,
-                "schema": self.cfg.vpsadmin_db, "extra": {"charset": "utf8mb4"},
-            },
-            # The 2.0 API (lab/api.py) once `thin` runs it; the seed's admin password is
-            # ":heslo1" (m_pass = md5(login + password), the API's md5 provider).
-            "vpsadmin_api": {
-                "conn_type": "http", "host": host_with_role("api").address, "port": 9292,
-                "schema": "http", "login": "admin", "password": ":heslo1",
-            },
-            "vpsadmin_ssh": {
-                "conn_type": "ssh", "host": host_with_role("api").address, "port": self.cfg.ssh_port,
-                "login": "root", "extra": ssh_extra,
-            },
-        }
+        """{conn_id: Airflow connection} of every product's DAGs on this lab."""
+        conns: dict[str, dict] = {}
+        for product in products():
+            conns.update(product.connections(self.cfg))
+        return conns
 
     def env(self) -> dict[str, str]:
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)

@@ -7,9 +7,10 @@ import os
 import shlex
 import sys
 
-from lab import Lab, mysql
-from lab.config import DEFAULT_SSH_PORT, default_lab_dir
-from lab.topology import HOSTS, host
+from lab import Lab
+from lab.core import mysql
+from lab.core.config import DEFAULT_SSH_PORT, default_lab_dir
+from lab.core.topology import HOSTS, host
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 def status(lab: Lab) -> int:
     import MySQLdb
 
-    from lab import world
+    from lab.vpsadmin import world
 
     pid = lab.pid()
     print(f"lab process: {f'running (pid {pid})' if pid else 'stopped'}; "

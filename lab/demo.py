@@ -26,10 +26,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from lab import Lab, mysql
+from lab import Lab
 from lab.__main__ import main as lab_main
-from lab.airflow_env import airflow_env
-from lab.config import DEFAULT_SSH_PORT, PROJECT_ROOT, default_lab_dir
+from lab.core import mysql
+from lab.core.airflow_env import airflow_env
+from lab.core.config import DEFAULT_SSH_PORT, PROJECT_ROOT, default_lab_dir
 
 DAG_ID = "vpsadmin_upgrade_v2"
 HOME = PROJECT_ROOT / ".airflow" / "demo"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.airflow_env import airflow_env
-from lab.config import free_port
+from lab.core.airflow_env import airflow_env
+from lab.core.config import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airlift-airflow-"))
@@ -37,7 +37,7 @@ def airflow_db():
 def keep_server_timezones(tmp_path_factory):
     """The lab worlds empty the server's mysql.time_zone* (v1.22 servers never loaded them);
     the machine's shared MariaDB gets them back after the session if it had them before."""
-    from lab import mysql
+    from lab.core import mysql
 
     kwargs = mysql.resolve(tmp_path_factory.mktemp("mysql"), os.environ.get("LAB_MYSQL_URL"))
     had = mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]

@@ -9,7 +9,7 @@ from contextlib import closing
 import MySQLdb
 import pytest
 
-from lab import mysql
+from lab.core import mysql
 from vpsadmin import encoding
 
 TEXTS = {1: "Jiří Dvořák", 2: "Šárka Nováková – Brno", 3: "plain ascii", 4: None, 5: "Ondřej Ěšč"}

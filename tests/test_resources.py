@@ -244,7 +244,7 @@ def migrated_world(lab_world, tmp_path):
     """A v1.22 lab world after the Database section's stray-VPS deletion, migrated to
     20150630072821 with the lab's rake; node2 moved into a second environment 'Playground'."""
     from bench.vpsadmin_resources import rake_migrate
-    from lab import mysql
+    from lab.core import mysql
     from tests.helpers import query
 
     lab = lab_world()

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from lab.world import CLUSTER_CRONTAB
-from lab.worlds.vpsadmin_v122.seed import KNOWN_TEXT
+from lab.vpsadmin.v1_22.seed import KNOWN_TEXT
+from lab.vpsadmin.world import CLUSTER_CRONTAB
 from tests.helpers import diff_states, query, run_dag, scalar, table_checksums, world_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]

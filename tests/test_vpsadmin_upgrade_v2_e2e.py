@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.nodes import run_in_node
+from lab.core.nodes import run_in_node
 from tests.helpers import diff_states, query, run_dag, scalar, table_checksums, world_state
 from tests.test_vpsadmin_upgrade_e2e import DAG_ID, GATE, real_run_conf
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab.world import CLUSTER_CRONTAB
+from lab.vpsadmin.world import CLUSTER_CRONTAB
 from vpsadmin import configs, crontab, environments, params
 
 V122_DAEMON_YML = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.config import PROJECT_ROOT
+from lab.core.config import PROJECT_ROOT
 
 
 def airflow_env(home: Path) -> dict[str, str]:

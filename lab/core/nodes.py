@@ -13,19 +13,36 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lab.config import LabConfig
-from lab.topology import HOSTS, LabHost
+from lab.core import tools as core_tools
+from lab.core.config import LabConfig
+from lab.core.products import products
+from lab.core.topology import HOSTS, LabHost
 
-TOOLS_DIR = Path(__file__).resolve().parent / "tools"
-# Tool name on the node's PATH -> the simulator under lab/tools/ that answers to it.
-# labtool.py is multi-call (it dispatches on its argv[0]); the others are one tool each.
-TOOLS = {name: "labtool.py" for name in
-         ("service", "crontab", "yum", "rpm", "mount", "umount", "vzctl", "vzlist")}
-TOOLS["vpsadmindctl"] = "vpsadmindctl.py"
-TOOLS["zfs"] = TOOLS["zpool"] = "zfs.py"  # zfs.py answers as zpool too (argv[0])
-TOOLS.update({name: "devtools.py" for name in ("git", "bundle", "bundler", "php", "thin")})
-TOOLS["rake"] = "rake.py"
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NODE_TOOLS_LIB = "/usr/local/lib/airlift-lab"  # the simulators and their toolbox, on a node
+
+
+def _tool_sets() -> list[tuple[Path, dict[str, str]]]:
+    """(directory, {tool name: simulator file there}): the core's (lab/core/tools/, with the
+    toolbox), then every product's (lab/<product>/tools/)."""
+    return [(core_tools.TOOLS_DIR, core_tools.TOOLS)] + [
+        (product.TOOLS_DIR, product.TOOLS) for product in products()]
+
+
+def _tools() -> dict[str, Path]:
+    tools: dict[str, Path] = {}
+    for directory, names in _tool_sets():
+        for name, program in names.items():
+            if name in tools:
+                raise RuntimeError(f"two simulators for the node tool {name}: {tools[name]}, "
+                                   f"{directory / program}")
+            tools[name] = directory / program
+    return tools
+
+
+# Tool name on the node's PATH -> the simulator that answers to it (a simulator answering to
+# several names dispatches on its argv[0]).
+TOOLS: dict[str, Path] = _tools()
 
 
 def bwrap_argv(root: Path, argv: list[str]) -> list[str]:
@@ -116,12 +133,22 @@ def build_node(cfg: LabConfig, host: LabHost, node_key: Path) -> Path:
 
 
 def install_tools(root: Path) -> None:
-    lib = root / "usr/local/lib/airlift-lab"
-    for program in sorted(set(TOOLS.values())):
-        shutil.copy(TOOLS_DIR / program, lib / program)
-        (lib / program).chmod(0o755)
+    """Every simulator file (the toolbox they import, and programs linked later, such as nc
+    by `yum install nc`) into the node's /usr/local/lib/airlift-lab, one directory, so
+    `import toolbox` finds it next to the script; a link in /usr/local/sbin per tool name."""
+    lib = root / NODE_TOOLS_LIB.lstrip("/")
+    installed: dict[str, Path] = {}
+    for directory, _ in _tool_sets():
+        for program in sorted(directory.glob("*.py")):
+            if program.name == "__init__.py":
+                continue
+            if program.name in installed:
+                raise RuntimeError(f"two simulators named {program.name}: {installed[program.name]}, {program}")
+            installed[program.name] = program
+            shutil.copy(program, lib / program.name)
+            (lib / program.name).chmod(0o755)
     for name, program in TOOLS.items():
         link = root / "usr/local/sbin" / name
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(f"/usr/local/lib/airlift-lab/{program}")
+        link.symlink_to(f"{NODE_TOOLS_LIB}/{program.name}")

@@ -1,6 +1,6 @@
-"""The lab process: SSH for every node and the node daemons, until SIGTERM.
+"""The lab process: SSH for every node and the products' daemons, until SIGTERM.
 
-Started by `Lab.start()` as `python -m lab.server LAB_DIR`; its log is `<lab>/lab.log`.
+Started by `Lab.start()` as `python -m lab.core.server LAB_DIR`; its log is `<lab>/lab.log`.
 """
 
 from __future__ import annotations
@@ -12,23 +12,16 @@ import sys
 import threading
 from pathlib import Path
 
-from lab import sshd
-from lab.config import LabConfig
-from lab.topology import HOSTS
-from lab.vpsadmind import Vpsadmind
+from lab.core import sshd
+from lab.core.config import LabConfig
+from lab.core.products import products
+from lab.core.topology import HOSTS
 
 
 async def main(cfg: LabConfig) -> None:
     stopping = threading.Event()
-    for host in HOSTS:
-        if host.server:
-            Vpsadmind(cfg.node_root(host.name), host.server["server_id"], cfg.mysql_kwargs(),
-                      cfg.vpsadmin_db, stopping).start()
-    from lab.api import ApiServer
-    from lab.topology import host_with_role
-
-    ApiServer(cfg.node_root(host_with_role("api").name), cfg.mysql_kwargs(), cfg.vpsadmin_db,
-              stopping).start()
+    for product in products():
+        product.start_daemons(cfg, stopping)
     acceptors = await sshd.serve(cfg)
     logging.info("lab up: %d nodes on port %d, database %s", len(HOSTS), cfg.ssh_port,
                  cfg.vpsadmin_db)

@@ -1,7 +1,7 @@
 """The lab's SSH service: one asyncssh listener per node address, all on one port.
 
 Each node has its own host key and loopback address; a session's commands run under
-bubblewrap in that node's root (lab.nodes.bwrap_argv), SFTP is chrooted to it. Clients
+bubblewrap in that node's root (lab.core.nodes.bwrap_argv), SFTP is chrooted to it. Clients
 authenticate with a key listed in the lab's authorized_keys (the Airflow key and every
 node's root key, so node-to-node ssh works).
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import asyncssh
 
-from lab.config import LabConfig
-from lab.nodes import bwrap_argv
-from lab.topology import HOSTS
+from lab.core.config import LabConfig
+from lab.core.nodes import bwrap_argv
+from lab.core.topology import HOSTS
 
 
 def addresses(cfg: LabConfig, host) -> list[str]:

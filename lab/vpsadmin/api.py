@@ -28,9 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from lab import integrity
+from lab.vpsadmin import integrity
 
-log = logging.getLogger("lab.api")
+log = logging.getLogger(__name__)
 
 VERSION = "2.0.0"
 DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.1.2", 9292

@@ -1,10 +1,10 @@
 """The git checkouts of a v1.22 vpsAdmin cluster, and the v2.0 "remotes" `git pull` brings.
 
 Every checkout the runbook updates gets its v1.22 files and a `.git` the lab's git
-(lab/tools/devtools.py) understands; next to it, on the same node, the remote stands in as
+(lab/core/tools/git.py) understands; next to it, on the same node, the remote stands in as
 /var/lib/lab/git/<repo>/ with REV (the v2.0 rev), COUNT (commits from the v1.22 rev) and
-tree/ (the v2.0 files: lab/worlds/vpsadmin_v2/trees/<repo>/, and for the API every
-migration of lab/worlds/vpsadmin_v2/migrate/ in db/migrate/).
+tree/ (the v2.0 files: lab/vpsadmin/v2_0/trees/<repo>/, and for the API every
+migration of lab/vpsadmin/v2_0/migrate/ in db/migrate/).
 
 - API host: /opt/haveapi, /opt/vpsadminapi (config/database.yml names the lab's database),
   /var/www/vpsadmin (world.py's config.php stays, untracked);
@@ -24,20 +24,20 @@ import json
 import shutil
 from pathlib import Path
 
-from lab.config import LabConfig
-from lab.nodes import write_file
-from lab.topology import HOSTS, host_with_role
+from lab.core.config import LabConfig
+from lab.core.nodes import write_file
+from lab.core.topology import HOSTS, host_with_role
 
-V2_DIR = Path(__file__).resolve().parent / "worlds" / "vpsadmin_v2"
-MIGRATIONS_DIR = V2_DIR / "migrate"
-TREES_DIR = V2_DIR / "trees"
+V2_0_DIR = Path(__file__).resolve().parent / "v2_0"
+MIGRATIONS_DIR = V2_0_DIR / "migrate"
+TREES_DIR = V2_0_DIR / "trees"
 REMOTES = "var/lib/lab/git"
 
 API_ROOT = "/opt/vpsadminapi"
 WEB_ROOT = "/var/www/vpsadmin"
 
-# The migrations a v1.22 deployment had applied (its schema is lab/worlds/vpsadmin_v122/schema.sql).
-V122_MIGRATIONS = {
+# The migrations a v1.22 deployment had applied (its schema is lab/vpsadmin/v1_22/schema.sql).
+V1_22_MIGRATIONS = {
     "20140208170244_setup": "the vpsAdmin 1.x schema (scripts/scheme.sql + upgrade/db/14.sql, 15.sql)",
     "20140227150154_create_versions": "PaperTrail's versions table (upgrade/db/14.sql)",
     "20140615185520_add_api_tokens": "api_tokens",
@@ -66,7 +66,7 @@ _LAB = "# lab stand-in for the upstream file\n"
 
 # The v1.22 files of each checkout (path -> (text, executable)). None: a file world.py
 # writes, tracked with whatever content it has.
-V122_TREES: dict[str, dict[str, tuple[str, bool] | None]] = {
+V1_22_TREES: dict[str, dict[str, tuple[str, bool] | None]] = {
     "haveapi": {
         "Gemfile": ("source 'https://rubygems.org'\ngemspec\n\ngem 'require_all'\ngem 'activesupport'\n"
                     "gem 'sinatra'\ngem 'json'\n", False),
@@ -111,7 +111,7 @@ V122_TREES: dict[str, dict[str, tuple[str, bool] | None]] = {
 
 
 # What a v1.22 host had installed for those Gemfiles (mid-2014 releases).
-V122_GEM_VERSIONS = {
+V1_22_GEM_VERSIONS = {
     "activerecord": "4.1.5", "activesupport": "4.1.5", "daemons": "1.1.9", "eventmachine": "1.0.3",
     "haveapi": "0.3.0", "json": "1.8.1", "mysql": "2.9.1", "paper_trail": "3.0.5", "pry-remote": "0.1.8",
     "rake": "10.3.2", "remote-pry": "0.0.1", "require_all": "1.3.2", "rspec": "3.0.0", "sinatra": "1.4.5",
@@ -141,11 +141,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_v122(checkout: Path, repo: str) -> dict[str, str]:
+def _write_v1_22(checkout: Path, repo: str) -> dict[str, str]:
     """Write the 1.22 tree; return the index {path: sha256}."""
-    files = dict(V122_TREES[repo])
+    files = dict(V1_22_TREES[repo])
     if repo == "vpsadminapi":
-        for name, what in V122_MIGRATIONS.items():
+        for name, what in V1_22_MIGRATIONS.items():
             files[f"db/migrate/{name}.sql"] = (_migration_stub(name, what), False)
     index = {}
     for rel, spec in files.items():
@@ -167,7 +167,7 @@ def _write_remote(root: Path, repo: str) -> None:
     if repo == "vpsadminapi":
         migrate = remote / "tree/db/migrate"
         migrate.mkdir(parents=True, exist_ok=True)
-        for name, what in V122_MIGRATIONS.items():
+        for name, what in V1_22_MIGRATIONS.items():
             write_file(migrate / f"{name}.sql", _migration_stub(name, what))
         for sql in sorted(MIGRATIONS_DIR.glob("*.sql")):
             shutil.copy(sql, migrate / sql.name)
@@ -176,11 +176,11 @@ def _write_remote(root: Path, repo: str) -> None:
 
 
 def _write_git(checkout: Path, repo: str, index: dict[str, str]) -> None:
-    url, v122_rev, _, _ = REPOS[repo]
+    url, v1_22_rev, _, _ = REPOS[repo]
     git = checkout / ".git"
     write_file(git / "HEAD", "ref: refs/heads/master\n")
-    write_file(git / "refs/heads/master", v122_rev + "\n")
-    write_file(git / "refs/remotes/origin/master", v122_rev + "\n")
+    write_file(git / "refs/heads/master", v1_22_rev + "\n")
+    write_file(git / "refs/remotes/origin/master", v1_22_rev + "\n")
     write_file(git / "config",
                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
                f"[remote \"origin\"]\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n\turl = {url}\n"
@@ -214,15 +214,15 @@ def lay_out(cfg: LabConfig, conn=None) -> None:
         gems: dict[str, str] = {}
         for path, repo in checkouts.items():
             checkout = root / path.lstrip("/")
-            index = _write_v122(checkout, repo)
+            index = _write_v1_22(checkout, repo)
             _write_git(checkout, repo, index)
             _write_remote(root, repo)
-            gemfile = V122_TREES[repo].get("Gemfile")
+            gemfile = V1_22_TREES[repo].get("Gemfile")
             if gemfile:
                 for line in gemfile[0].splitlines():
                     if line.startswith("gem "):
                         name = line.split()[1].strip("'\"")
-                        gems[name] = V122_GEM_VERSIONS.get(name, "1.0.0")
+                        gems[name] = V1_22_GEM_VERSIONS.get(name, "1.0.0")
         write_file(root / "var/lib/lab/gems", "".join(f"{n} {v}\n" for n, v in sorted(gems.items())))
         write_file(root / "var/lib/lab/rpm/git", "1.7.1-9.el6_9.x86_64\n")
     api = cfg.node_root(host_with_role("api").name)

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+
+from lab.vpsadmin.daemon import CommandFailed, utc_now
 
 ZFS_PROPERTIES = ("type,mounted,mountpoint,origin,clones,quota,refquota,compression,recordsize,"
                   "sync,atime,relatime,sharenfs")
 VZLIST_FIELDS = "veid,status,onboot,private,root,hostname,ostemplate,physpages,swappages,cpus,cpulimit,ip"
 SEVERITY = {"low": 0, "normal": 1, "high": 2}
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- Ruby YAML ---------------------------------------------------------------------------
@@ -420,8 +417,6 @@ class _StorageCheck:
         return f"{self.pool['filesystem']}/{name}"
 
     def run(self) -> None:
-        from lab.vpsadmind2 import CommandFailed
-
         for pool in self.params["pools"]:
             self.pool = pool
             try:
@@ -538,24 +533,14 @@ def _ruby_s(value) -> str:
 
 
 def check_storage(daemon, params: dict) -> None:
-    conn = daemon.db()
-    conn.autocommit(False)
-    try:
+    with daemon.transaction():
         _StorageCheck(daemon, params).run()
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.autocommit(True)
 
 
 def check_vps(daemon, params: dict) -> None:
     facts = _Facts(daemon, params["integrity_check_id"])
     real_vpses = json.loads(daemon.sh(f"vzlist -aj -o {VZLIST_FIELDS}"))
-    conn = daemon.db()
-    conn.autocommit(False)
-    try:
+    with daemon.transaction():
         for vps in params["vpses"]:
             real = next((r for r in real_vpses if r["veid"] == vps["vps_id"]), None)
             facts.fact(vps, "exists", True, real is not None, "high",
@@ -567,12 +552,6 @@ def check_vps(daemon, params: dict) -> None:
         for real in real_vpses:
             facts.fact(facts.new_object(None, "Vps"), "exists", False, True, "high",
                        f"VPS {real['veid']} should not exist")
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.autocommit(True)
 
 
 def _check_one_vps(daemon, facts: _Facts, vps: dict, real: dict) -> None:
@@ -613,9 +592,7 @@ def _check_one_vps(daemon, facts: _Facts, vps: dict, real: dict) -> None:
 def finalize(daemon, params: dict) -> None:
     """6001: object and check statuses and counters (upstream SQL, quirks included)."""
     check_id, now = params["integrity_check_id"], utc_now()
-    conn = daemon.db()
-    conn.autocommit(False)
-    try:
+    with daemon.transaction():
         daemon.execute_sql("""
             UPDATE integrity_objects o SET
               status = IF((SELECT COUNT(*) FROM integrity_facts f
@@ -647,9 +624,3 @@ def finalize(daemon, params: dict) -> None:
             WHERE id = %s""",
             (2 if failed else 1, check_id, check_id, check_id, check_id, check_id, check_id,
              now, now, check_id))
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.autocommit(True)

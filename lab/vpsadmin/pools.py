@@ -1,7 +1,7 @@
-"""The ZFS side of the v1.22 world, laid out from the seeded database (after lab/world.py).
+"""The ZFS pools of the v1.22 world, laid out from the seeded database (after world.py).
 
 - every hypervisor: pool `vz`, `vz/private` and `vz/private/<veid>` per VPS on it (the
-  datasets adopt the directories lab/world.py already wrote); sharenfs left unset there,
+  datasets adopt the directories world.py already wrote); sharenfs left unset there,
   the upgrade sets it;
 - every storage root's node: the pool, the root dataset with sharenfs = share_options, and
   one dataset per export (`default` = 'no') with the export's quota;
@@ -11,7 +11,7 @@
   named them (`backup-%Y-%m-%dT%H:%M:%S`, Europe/Prague local time of the timestamp), with
   files that change between snapshots.
 
-Everything goes through `lab.tools.zfs.Zfs` in one batch per node: one state.json write.
+Everything goes through `lab.core.tools.zfs.Zfs` in one batch per node: one state.json write.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from lab.config import LabConfig
-from lab.nodes import write_file
-from lab.tools.zfs import Zfs
-from lab.topology import HOSTS
+from lab.core.config import LabConfig
+from lab.core.nodes import write_file
+from lab.core.tools.zfs import Zfs
+from lab.core.topology import HOSTS
 
 PRAGUE = ZoneInfo("Europe/Prague")
 BACKUP_SNAPSHOT_FORMAT = "backup-%Y-%m-%dT%H:%M:%S"

@@ -10,6 +10,9 @@ writes the result with `t_done=1, t_success, t_output, t_real_start, t_end`.
 Handlers act on the node: 5301 writes /etc/vz/conf/<veid>.mount/.umount, 5302/5303 mount and
 unmount through the node's own tools inside its sandbox, 1001-1003 start/stop/restart the
 container, 2008 and 9001 succeed.
+
+This thread is the node's vpsAdmind whatever its version: once `git pull` brought the 2.0
+checkout it runs vpsAdmind 2.0's loop (vpsadmind_v2_0.py) instead.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from lab.nodes import run_in_node
+from lab.vpsadmin.daemon import CommandFailed, NodeDaemon
+from lab.vpsadmin.vpsadmind_v2_0 import VpsadmindV2_0, runs_v2_0
 
-log = logging.getLogger("lab.vpsadmind")
+log = logging.getLogger(__name__)
 
 DB_VERSION = "15"
 CHECK_INTERVAL = 1.0
@@ -46,34 +50,17 @@ def _words(options: str) -> str:
     return shlex.join(shlex.split(options or ""))
 
 
-class CommandFailed(Exception):
-    def __init__(self, command: str, status: int, output: str):
-        super().__init__(f"command '{command}' failed with exit status {status}")
-        self.command, self.status, self.output = command, status, output
+class VpsadmindV1_22(NodeDaemon, threading.Thread):
+    """The daemon thread of one vpsAdmin server: 1.22's loop, or 2.0's (VpsadmindV2_0.tick)
+    while the node's checkout is 2.0."""
 
-
-class Vpsadmind(threading.Thread):
     def __init__(self, node_root: Path, server_id: int, mysql_kwargs: dict, db_name: str,
                  stopping: threading.Event):
-        super().__init__(name=f"vpsadmind-{server_id}", daemon=True)
-        self.node_root, self.server_id = node_root, server_id
-        self.mysql_kwargs, self.db_name, self.stopping = mysql_kwargs, db_name, stopping
-        self.conn = None
+        threading.Thread.__init__(self, name=f"vpsadmind-{server_id}", daemon=True)
+        NodeDaemon.__init__(self, node_root, server_id, mysql_kwargs, db_name)
+        self.stopping = stopping
 
-    # -- service state and database ------------------------------------------------------
-    def service_running(self) -> bool:
-        state = self.node_root / "var/lib/lab/services/vpsadmind"
-        return state.exists() and state.read_text().strip() == "running"
-
-    def db(self):
-        if self.conn is None:
-            import MySQLdb
-
-            self.conn = MySQLdb.connect(db=self.db_name, charset="utf8", autocommit=True,
-                                        **self.mysql_kwargs)
-            self.conn.cursor().execute("SET SESSION sql_mode = ''")
-        return self.conn
-
+    # -- database ------------------------------------------------------------------------
     def query(self, sql: str, params=None) -> list[tuple]:
         cur = self.db().cursor()
         cur.execute(sql, params)
@@ -81,25 +68,23 @@ class Vpsadmind(threading.Thread):
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> None:
-        from lab.vpsadmind2 import Vpsadmind2, runs_v2
-
         # One daemon per server at a time: once `git pull` brought the 2.0 checkout, this
         # thread runs vpsAdmind 2.0's loop instead of the 1.22 one.
-        v2 = Vpsadmind2(self.node_root, self.server_id, self.mysql_kwargs, self.db_name)
+        v2_0 = VpsadmindV2_0(self.node_root, self.server_id, self.mysql_kwargs, self.db_name)
         last_change, last_poll = object(), 0.0
-        while not self.stopping.wait(v2.check_interval() if v2.started_at else CHECK_INTERVAL):
+        while not self.stopping.wait(v2_0.check_interval() if v2_0.started_at else CHECK_INTERVAL):
             if not self.service_running():
                 last_change = object()
-                v2.shutdown()
+                v2_0.shutdown()
                 continue
-            if runs_v2(self.node_root):
+            if runs_v2_0(self.node_root):
                 try:
-                    v2.tick()
+                    v2_0.tick()
                 except Exception as exc:  # schema not there yet, world re-seeded: next round
                     log.debug("vpsadmind 2.0 %s: %s", self.server_id, exc)
-                    v2.drop_connection()
+                    v2_0.drop_connection()
                 continue
-            v2.shutdown()
+            v2_0.shutdown()
             try:
                 version = self.query("SELECT cfg_value FROM sysconfig WHERE cfg_name = 'db_version'")
                 if not version or json.loads(version[0][0]) not in (15, DB_VERSION):
@@ -116,13 +101,8 @@ class Vpsadmind(threading.Thread):
                     self.execute(*row)
             except Exception as exc:  # database gone (world re-seeded), reconnect next round
                 log.debug("vpsadmind %s: %s", self.server_id, exc)
-                if self.conn is not None:
-                    try:
-                        self.conn.close()
-                    except Exception:
-                        pass
-                self.conn = None
-        v2.shutdown()
+                self.drop_connection()
+        v2_0.shutdown()
 
     def execute(self, t_id, veid, t_type, t_param, depends_on) -> None:
         started = int(time.time())
@@ -146,13 +126,6 @@ class Vpsadmind(threading.Thread):
             (status, json.dumps(output), started, int(time.time()), t_id))
 
     # -- handlers ------------------------------------------------------------------------
-    def sh(self, command: str) -> str:
-        result = run_in_node(self.node_root, command)
-        output = (result.stdout + result.stderr).decode(errors="replace")
-        if result.returncode != 0:
-            raise CommandFailed(command, result.returncode, output)
-        return output
-
     def handle(self, t_type: int, veid, params: dict) -> tuple[int, dict]:
         ve_root = f"/vz/root/{veid}"
         if t_type == 5301:

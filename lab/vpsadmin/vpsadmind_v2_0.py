@@ -3,7 +3,7 @@ has brought the 2.0 checkout (VERSION 2.x and bin/vpsadmind) and `service vpsadm
 running.
 
 Facts it follows: research/vpsadmin.md §7 (upstream vpsAdmind 650b4908, `lib/vpsadmind/
-daemon.rb`, `command.rb`, `commands/**`). Compared with 1.22 (lab/vpsadmind.py) it
+daemon.rb`, `command.rb`, `commands/**`). Compared with 1.22 (vpsadmind_v1_22.py) it
 - reads /etc/vpsadmin/vpsadmind.yml from the node for `queues`, `mounts_dir`,
   `check_interval`, `status_interval` (IMPLICIT_CONFIG defaults for what is absent);
 - polls every check_interval with no UPDATE_TIME trick and executes
@@ -30,12 +30,12 @@ import shlex
 import socketserver
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lab.nodes import run_in_node
+from lab.vpsadmin import integrity
+from lab.vpsadmin.daemon import CommandFailed, NodeDaemon, utc_now
 
-log = logging.getLogger("lab.vpsadmind2")
+log = logging.getLogger(__name__)
 
 VERSION = "2.0.0"
 DB_VERSION = 15
@@ -60,7 +60,7 @@ COMMAND_DELAY = 0.2  # a real transaction takes a while; lets sensors watch the 
 SPOOL_MAIL = "var/spool/lab-mail"
 
 
-def runs_v2(node_root: Path) -> bool:
+def runs_v2_0(node_root: Path) -> bool:
     """True once the node's /opt/vpsadmind checkout is vpsAdmind 2.x."""
     version = node_root / "opt/vpsadmind/VERSION"
     try:
@@ -94,30 +94,16 @@ def load_config(node_root: Path) -> dict:
     return {"vpsadmin": vpsadmin}
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class CommandFailed(Exception):
-    """A node command failed: saved as upstream does, {cmd, exitstatus, error}."""
-
-    def __init__(self, command: str, status: int, output: str):
-        super().__init__(f"command '{command}' exited with code '{status}', output: '{output}'")
-        self.command, self.status, self.output = command, status, output
-
-
 class HandlerError(Exception):
     """A handler raised something else (upstream saves `err.inspect` as the error)."""
 
 
-class Vpsadmind2:
-    """The 2.0 daemon of one server. The node's daemon thread (lab/vpsadmind.py) calls
+class VpsadmindV2_0(NodeDaemon):
+    """The 2.0 daemon of one server. The node's daemon thread (VpsadmindV1_22) calls
     `tick()` every check interval while the node runs 2.0, and `shutdown()` when it does not."""
 
     def __init__(self, node_root: Path, server_id: int, mysql_kwargs: dict, db_name: str):
-        self.node_root, self.server_id = Path(node_root), server_id
-        self.mysql_kwargs, self.db_name = mysql_kwargs, db_name
-        self.conn = None
+        super().__init__(node_root, server_id, mysql_kwargs, db_name)
         self.started_at: float | None = None
         self.last_status = 0.0
         self.exit_status = 0           # EXIT_STOP / EXIT_RESTART once scheduled over the socket
@@ -126,15 +112,6 @@ class Vpsadmind2:
         self.lock = threading.Lock()   # the socket's commands and the loop share the DB
 
     # -- database ------------------------------------------------------------------------
-    def db(self):
-        if self.conn is None:
-            import MySQLdb
-
-            self.conn = MySQLdb.connect(db=self.db_name, charset="utf8", autocommit=True,
-                                        **self.mysql_kwargs)
-            self.conn.cursor().execute("SET SESSION sql_mode = ''")
-        return self.conn
-
     def rows(self, sql: str, params=None) -> list[dict]:
         import MySQLdb.cursors
 
@@ -146,14 +123,6 @@ class Vpsadmind2:
         cur = self.db().cursor()
         cur.execute(sql, params)
         return cur.lastrowid
-
-    def drop_connection(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
-        self.conn = None
 
     def columns(self, table: str) -> set[str]:
         return {r["Field"] for r in self.rows(f"SHOW COLUMNS FROM `{table}`")}
@@ -209,10 +178,6 @@ class Vpsadmind2:
         elif self.exit_status == EXIT_RESTART:
             self.shutdown()
             self.start()
-
-    def service_running(self) -> bool:
-        state = self.node_root / "var/lib/lab/services/vpsadmind"
-        return state.exists() and state.read_text().strip() == "running"
 
     def update_status(self, kernel: bool = False) -> None:
         """Daemon#update_status: the servers_status row 2.0 keeps per server."""
@@ -272,9 +237,7 @@ class Vpsadmind2:
     def save(self, trans: dict, status: int, output: dict, started: str, finished: str) -> None:
         """Command#save: the transaction, then the chain (inside one DB transaction)."""
         chain_id, t_id = trans["transaction_chain_id"], trans["t_id"]
-        conn = self.db()
-        conn.autocommit(False)
-        try:
+        with self.transaction():
             self.execute_sql(
                 "UPDATE transactions SET t_done = 1, t_success = %s, t_output = %s, "
                 "started_at = %s, finished_at = %s WHERE t_id = %s",
@@ -291,12 +254,6 @@ class Vpsadmind2:
                     "WHERE transaction_chain_id = %s AND t_id > %s",
                     (json.dumps({"error": "Dependency failed"}), chain_id, t_id))
                 self.close_chain(chain_id, 4, progress="0")
-            conn.commit()
-        except Exception:
-            conn.rollback()
-            raise
-        finally:
-            conn.autocommit(True)
 
     def close_chain(self, chain_id: int, state: int, progress: str) -> None:
         self.execute_sql(f"UPDATE transaction_chains SET `state` = %s, `progress` = {progress} "
@@ -307,16 +264,7 @@ class Vpsadmind2:
                              "WHERE transaction_chain_id = %s", (chain_id,))
 
     # -- handlers ------------------------------------------------------------------------
-    def sh(self, command: str) -> str:
-        result = run_in_node(self.node_root, command)
-        output = (result.stdout + result.stderr).decode(errors="replace")
-        if result.returncode != 0:
-            raise CommandFailed(command, result.returncode, output)
-        return output
-
     def handle(self, t_type: int, trans: dict, params: dict) -> tuple[int, dict]:
-        from lab import integrity
-
         veid = trans["t_vps"]
         if t_type == 5301:
             self.write_mounts(int(veid), params["mounts"])
@@ -471,7 +419,7 @@ class Vpsadmind2:
                 "delayed_mounts": {}, "start_time": int(started), "queue_size": int(queue_size)}
 
 
-def firewall(daemon: Vpsadmind2, command: str) -> dict:
+def firewall(daemon: VpsadmindV2_0, command: str) -> dict:
     """Firewall#reinit/#init/#flush on the node's accounting chain, kept as iptables rule
     lines in /var/lib/lab/iptables/accounting (IPv4) and accounting6 (IPv6).
     Returns {version: number of addresses} as upstream (ctl prints it as "N rules")."""
@@ -526,7 +474,7 @@ class RemoteControl:
     """The daemon's Unix socket (RemoteControl): greets with {"version"}, reads one JSON line
     {"command", "params"}, answers one JSON line."""
 
-    def __init__(self, daemon: Vpsadmind2):
+    def __init__(self, daemon: VpsadmindV2_0):
         self.daemon = daemon
         self.path = daemon.node_root / SOCKET_PATH
         self.server = None

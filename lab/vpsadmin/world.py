@@ -1,6 +1,6 @@
 """The files of the v1.22 world on the lab's nodes, laid out from the seeded database.
 
-The database is the source of truth (lab/worlds/vpsadmin_v122/seed.py writes it); this
+The database is the source of truth (lab/vpsadmin/v1_22/seed.py writes it); this
 module gives every node what a real v1.22 cluster had on disk so the node tools and daemons
 agree with it: container configs and states, the mount table and the 1.22 mount scripts on
 the hypervisors, vpsAdmind's init script and config on every vpsAdmin server, the cluster
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import checkouts, zfs_world
-from lab.config import LabConfig
-from lab.nodes import write_file
-from lab.topology import HOSTS, host_with_role
-from lab.vpsadmind import mount_scripts
+from lab.core.config import LabConfig
+from lab.core.nodes import write_file
+from lab.core.topology import HOSTS, host_with_role
+from lab.vpsadmin import checkouts, pools
+from lab.vpsadmin.vpsadmind_v1_22 import mount_scripts
 
 # The cluster crontab of a v1.22 installation (jobs named by the runbook's "Cron jobs").
 CLUSTER_CRONTAB = """\
@@ -68,7 +68,7 @@ def lay_out(cfg: LabConfig, conn) -> None:
     (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
     checkouts.lay_out(cfg, conn)  # git checkouts of 1.22 and their 2.0 remotes
     # Last: the ZFS datasets adopt the directories written above (vz/private/<veid>).
-    zfs_world.lay_out(cfg, conn)
+    pools.lay_out(cfg, conn)
 
 
 def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:

@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from hooks.node import NodeCommandError, NodeHook
-from lab.topology import host
+from lab.core.topology import host
 from tests.helpers import query, scalar, wait_for_empty_queue
 
 pytestmark = pytest.mark.lab
@@ -21,7 +21,7 @@ def lab(tmp_path_factory):
     import uuid
 
     from lab import Lab
-    from lab.config import free_port
+    from lab.core.config import free_port
 
     lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
                      vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lab import mysql
-from lab.nodes import run_in_node
-from lab.topology import HOSTS
-from lab.worlds.vpsadmin_v122 import seed as v122
+from lab.core import mysql
+from lab.core.nodes import run_in_node
+from lab.core.topology import HOSTS
+from lab.vpsadmin.v1_22 import seed as v1_22
 from tests.helpers import query, scalar, table_checksums
 
 pytestmark = pytest.mark.lab
@@ -38,7 +38,7 @@ def version(lab) -> int:
 
 def reseed(lab) -> None:
     """A fresh v1.22 database under the same name (the nodes keep their files)."""
-    v122.seed_database(lab.cfg.mysql_kwargs(), lab.cfg.vpsadmin_db, [h.server for h in HOSTS if h.server])
+    v1_22.seed_database(lab.cfg.mysql_kwargs(), lab.cfg.vpsadmin_db, [h.server for h in HOSTS if h.server])
 
 
 def database_section(lab) -> None:
@@ -54,7 +54,7 @@ def lab(tmp_path_factory):
     import uuid
 
     from lab import Lab
-    from lab.config import free_port
+    from lab.core.config import free_port
 
     lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
                      vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")

@@ -1,6 +1,6 @@
-"""The lab's vpsAdmin 2.0 parts: vpsAdmind 2.0 (lab/vpsadmind2.py) taking over a node from
+"""The lab's vpsAdmin 2.0 parts: vpsAdmind 2.0 (lab/vpsadmin/vpsadmind_v2_0.py) taking over a node from
 1.22, its transaction handlers, vpsadmindctl over the node's socket, the API over HTTP and
-the integrity check (lab/api.py, lab/integrity.py)."""
+the integrity check (lab/vpsadmin/api.py, lab/vpsadmin/integrity.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from lab.nodes import run_in_node
+from lab.core.nodes import run_in_node
 from tests.helpers import query, scalar
 
 
@@ -47,11 +47,11 @@ def wait_chain(lab, chain: int, timeout: float = 30) -> int:
 
 
 @pytest.fixture
-def v2_node(lab_world):
+def v2_0_node(lab_world):
     """A world brought to the final 2.0 schema as the upgrade does it (stray VPSes deleted, time
     zones loaded, `git pull` and `rake db:migrate` in /opt/vpsadminapi on the API host), with
     node1 on vpsAdmind 2.0 (`git pull` in /opt/vpsadmind; its service keeps running)."""
-    from lab import mysql
+    from lab.core import mysql
 
     lab = lab_world()
     query(lab, "DELETE vps FROM vps LEFT JOIN servers ON vps_server = server_id WHERE server_id IS NULL")
@@ -63,8 +63,8 @@ def v2_node(lab_world):
     return lab
 
 
-def test_vpsadmind2_runs_chains_and_writes_mounts(v2_node):
-    lab = v2_node
+def test_vpsadmind_v2_0_runs_chains_and_writes_mounts(v2_0_node):
+    lab = v2_0_node
     vps = scalar(lab, "SELECT v.vps_id FROM vps v JOIN vps_status s ON s.vps_id = v.vps_id "
                       "WHERE v.vps_server = 1 AND s.vps_up = 1 ORDER BY v.vps_id LIMIT 1")
     mount = {"id": 7, "on_start_fail": "mount_later", "type": "dataset_remote",
@@ -105,8 +105,8 @@ def test_vpsadmind2_runs_chains_and_writes_mounts(v2_node):
     assert scalar(lab, "SELECT COUNT(*) FROM resource_locks WHERE transaction_chain_id = %s", (chain,)) == 0
 
 
-def test_vpsadmindctl(v2_node):
-    lab = v2_node
+def test_vpsadmindctl(v2_0_node):
+    lab = v2_0_node
     deadline = time.monotonic() + 20
     while sh(lab, "node1", "vpsadmindctl ping")[0] != 0:
         assert time.monotonic() < deadline, "vpsAdmind 2.0 never answered on node1"
@@ -153,8 +153,8 @@ def api(method: str, path: str, body: dict | None = None, password: str = ":hesl
         return e.code, json.loads(e.read())
 
 
-def test_api_integrity_check_of_vpses(v2_node):
-    lab = v2_node
+def test_api_integrity_check_of_vpses(v2_0_node):
+    lab = v2_0_node
     rc, out, err = sh(lab, "vpsadmin", "cd /opt/vpsadminapi && thin --address 127.0.1.2 --port 9292 "
                                        "--environment production -d start")
     assert rc == 0, out + err

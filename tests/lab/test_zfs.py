@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.tools.zfs import Zfs
+from lab.core.tools.zfs import Zfs
 
-ROOT = Path(__file__).resolve().parents[1]
-ZFS = ROOT / "lab" / "tools" / "zfs.py"
+ROOT = Path(__file__).resolve().parents[2]
+ZFS = ROOT / "lab" / "core" / "tools" / "zfs.py"
 
 
 def zfs(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -337,8 +337,8 @@ def test_state_survives_concurrent_commands(node):
 
 def test_lab_world_pools(lab_world):
     """The seeded v1.22 world over the lab's own node sandbox: backups, NAS files, sharenfs."""
-    from lab.nodes import run_in_node
-    from lab.zfs_world import backup_snapshot_name
+    from lab.core.nodes import run_in_node
+    from lab.vpsadmin.pools import backup_snapshot_name
     from tests.helpers import query
 
     lab = lab_world(wait_for_queue=False)

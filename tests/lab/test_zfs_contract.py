@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.tools.zfs import Zfs
+from lab.core.tools.zfs import Zfs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOCKET = Path("/var/run/zfs/zfs_socket")
 
 # (step, shell command); P = the pool, $MP = the pool's mountpoint on this side.
@@ -163,7 +163,7 @@ def _sim_env(tmp_path: Path, root: Path) -> dict:
     bin_dir.mkdir()
     wrapper = bin_dir / "zfs"
     wrapper.write_text(f"#!/bin/bash\nLAB_ZFS_ROOT={root} exec /usr/bin/python3 "
-                       f"{ROOT / 'lab/tools/zfs.py'} \"$@\"\n")
+                       f"{ROOT / 'lab/core/tools/zfs.py'} \"$@\"\n")
     wrapper.chmod(0o755)
     return {"PATH": f"{bin_dir}:/usr/bin:/bin", "LANG": "C.UTF-8"}
 

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A `zfs` (and a tiny `zpool`) for lab nodes: datasets are real directories on the node.
 
-Inside a node this file is /usr/local/sbin/zfs; on the host `from lab.tools.zfs import Zfs`
-gives the same operations for seeding and for the lab's daemons:
+Inside a node this file answers as /usr/local/sbin/zfs and zpool; on the host
+`from lab.core.tools.zfs import Zfs` gives the same operations for seeding and for the lab's
+daemons:
 
     z = Zfs(root=Path(node_dir))          # root "/" inside the node
     with z.batch():                       # one state.json write for many operations
@@ -36,6 +37,11 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+
+if __package__:  # imported on the host (lab.core.tools.zfs)
+    from lab.core.tools import toolbox
+else:  # run as a program: toolbox.py is next to it
+    import toolbox
 
 STATE_DIR = "var/lib/lab/zfs"
 STREAM_MAGIC = b"LAB-ZFS-STREAM 1\n"
@@ -202,9 +208,7 @@ class Zfs:
                     self._lock_file, self._state = None, None
 
     def _write_state(self) -> None:
-        tmp = self.state_dir / f"state.json.{os.getpid()}"
-        tmp.write_text(json.dumps(self._state, sort_keys=True))
-        os.replace(tmp, self.state_dir / "state.json")
+        toolbox.write(self.state_dir / "state.json", json.dumps(self._state, sort_keys=True))
 
     def _changed(self) -> None:
         self._dirty = True
@@ -1397,6 +1401,4 @@ if __name__ == "__main__":
     import signal
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `zfs list | head` ends quietly, as real
-    if os.path.basename(sys.argv[0]) == "zpool":
-        sys.exit(zpool_main(sys.argv[1:]))
-    sys.exit(main())
+    toolbox.main({"zfs": main, "zpool": zpool_main})

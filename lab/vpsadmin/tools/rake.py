@@ -20,6 +20,11 @@ import subprocess
 import sys
 import time
 
+if __package__:  # imported on the host (lab.vpsadmin.tools.rake)
+    from lab.core.tools import toolbox
+else:  # run as a program: toolbox.py is next to it
+    import toolbox
+
 RAKEFILE_NAMES = ("rakefile", "Rakefile", "rakefile.rb", "Rakefile.rb")
 MIGRATION_FILE = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
 # What the mysql2 adapter of ActiveRecord 4.1 sets on connect (strict mode), plus UTC.
@@ -32,22 +37,10 @@ class RakeAborted(Exception):
     """`rake aborted!` followed by these lines."""
 
 
-def out(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
 # -- configuration ---------------------------------------------------------------------------
 
 def find_rakefile_dir():
-    here = os.getcwd()
-    while True:
-        if any(os.path.isfile(os.path.join(here, n)) for n in RAKEFILE_NAMES):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
+    return toolbox.find_upwards(lambda d: any(os.path.isfile(os.path.join(d, n)) for n in RAKEFILE_NAMES))
 
 
 def parse_yaml_sections(text):
@@ -162,7 +155,7 @@ def statement_at(sql, line_no):
 
 def announce(version, name, message):
     text = f"{version} {name}: {message}"
-    out(f"== {text} " + "=" * max(0, 75 - len(text)))
+    toolbox.out(f"== {text} " + "=" * max(0, 75 - len(text)))
 
 
 def run_migration(config, version, name, path):
@@ -184,7 +177,7 @@ def run_migration(config, version, name, path):
         raise RakeAborted(["StandardError: An error has occurred, all later migrations canceled:",
                            "", message, f"{path}:in `up'"])
     announce(version, name, "migrated (%.4fs)" % (time.monotonic() - started))
-    out("")
+    toolbox.out("")
 
 
 def db_migrate(root, env):
@@ -209,7 +202,7 @@ def db_migrate(root, env):
 
 def db_version(root, env):
     config = database_config(root)
-    out(f"Current version: {max(applied_versions(config), default=0)}")
+    toolbox.out(f"Current version: {max(applied_versions(config), default=0)}")
 
 
 TASKS = {"db:migrate": db_migrate, "db:version": db_version}
@@ -234,7 +227,7 @@ def main(argv):
                                "", "(See full trace by running task with --trace)"])
         os.chdir(root)
         if root != start:
-            out(f"(in {root})")
+            toolbox.out(f"(in {root})")
         for task in tasks or ["default"]:
             if task not in TASKS:
                 raise RakeAborted([f"Don't know how to build task '{task}'", "",
@@ -252,4 +245,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    toolbox.main({"rake": main})

@@ -16,6 +16,11 @@ import socket
 import sys
 import time
 
+if __package__:  # imported on the host (lab.vpsadmin.tools.vpsadmindctl)
+    from lab.core.tools import toolbox
+else:  # run as a program: toolbox.py is next to it
+    import toolbox
+
 VERSION = "2.0.0"
 SOCKET = "/var/run/vpsadmind.sock"
 
@@ -104,7 +109,7 @@ def print_resources(res: dict) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("No command specified", file=sys.stderr)
+        toolbox.err("No command specified")
         print(usage())
         return 1
     path, args, force = SOCKET, [], False
@@ -125,7 +130,7 @@ def main(argv: list[str]) -> int:
         elif a in ("-p", "--parsable"):
             pass
         elif a.startswith("-") and not (argv[0] == "status" and a in ("-w", "-c", "-m", "-t", "-H")):
-            print(f"invalid option: {a}", file=sys.stderr)
+            toolbox.err(f"invalid option: {a}")
             print(usage())
             return 1
         else:
@@ -133,15 +138,14 @@ def main(argv: list[str]) -> int:
         i += 1
     command = args[0]
     if command not in COMMANDS:
-        print("Invalid command", file=sys.stderr)
+        toolbox.err("Invalid command")
         print(usage())
         return 1
     params = {}
     if COMMANDS[command][0] == "all|fw|shaper":
         if len(args) < 2 or args[1] not in ("all", "fw", "shaper"):
-            print("Command failed", file=sys.stderr)
-            print(f"{command}: {'missing resource' if len(args) < 2 else 'not a valid resource'}",
-                  file=sys.stderr)
+            toolbox.err("Command failed")
+            toolbox.err(f"{command}: {'missing resource' if len(args) < 2 else 'not a valid resource'}")
             return 0  # the Ruby client returns nil here, so it exits 0
         params = {"resources": ["fw", "shaper"] if args[1] == "all" else [args[1]]}
     elif command in ("stop", "restart"):
@@ -149,9 +153,9 @@ def main(argv: list[str]) -> int:
     try:
         version, reply = talk(path, command, params)
     except OSError as e:
-        print(f"Error occured: {connect_error(e, path)}", file=sys.stderr)
-        print("Are you sure that vpsAdmind is running and configured properly?", file=sys.stderr)
-        print("Command error: Cannot connect to vpsAdmind", file=sys.stderr)
+        toolbox.err(f"Error occured: {connect_error(e, path)}")
+        toolbox.err("Are you sure that vpsAdmind is running and configured properly?")
+        toolbox.err("Command error: Cannot connect to vpsAdmind")
         return 1
     if reply.get("status") != "ok":
         error = reply.get("error")
@@ -163,7 +167,7 @@ def main(argv: list[str]) -> int:
         print_status(version, res)
     elif command == "ping":
         if (res or {}).get("pong") != "pong":
-            print("Command error: vpsAdmind did not respond correctly", file=sys.stderr)
+            toolbox.err("Command error: vpsAdmind did not respond correctly")
             return 1
         print("pong")
     elif command in ("reinit", "init", "flush"):
@@ -177,4 +181,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    toolbox.main({"vpsadmindctl": main})

@@ -12,7 +12,7 @@ other (the time zone tables are server-wide):
   queues ~40k mount transactions that the lab's daemons take hours to execute, and the
   Database section does not depend on what it changes. Preflight runs (its full backup is
   reported separately). The Database section's time is read from the task instances in the
-  metadata DB: first `database.*` start to last `database.*` end.
+  metadata DB: first `db.*` start to last `db.*` end.
 
 Both worlds are checked afterwards (stray VPSes, vps_ip, engines, known UTF-8 names, time
 zones), so each side is timed doing the whole job. Task logs of the DAG run go to
@@ -199,10 +199,10 @@ def run_dag(lab, log_path: Path) -> tuple[str, list[dict]]:
     with output_to(log_path):
         dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag(DAG_ID)
         dag = dag.partial_subset(task_ids=[t.task_id for t in dag.tasks
-                                           if t.task_id.startswith(("preflight.", "prerequisites.", "database."))],
+                                           if t.task_id.startswith(("preflight.", "prereq.", "db."))],
                                  include_upstream=True)
         run = dag.test(run_conf={"dry_run": False, "require_approval": False},
-                       mark_success_pattern=r"prerequisites\..*")
+                       mark_success_pattern=r"prereq\..*")
     with create_session() as session:
         dr = session.get(DagRun, run.id)
         records = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in
@@ -274,9 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'preflight.backup_database (full dump)':<{W}} "
           f"{fmt(next((duration(t) for t in tis if t['task'] == 'preflight.backup_database'), None)):>10}")
     for ti in tis:
-        if ti["task"].startswith("database."):
+        if ti["task"].startswith("db."):
             print(f"  {ti['task']:<{W}} {fmt(duration(ti)):>10}  {ti['state']:<8} {ti['applied']}")
-    dag_time = section_time(tis, "database.")
+    dag_time = section_time(tis, "db.")
     print(f"  {'database section (first start..last end)':<{W}} {fmt(dag_time):>10}\n")
 
     for side, problems in (("baseline", baseline_problems), ("DAG", dag_problems)):

@@ -13,7 +13,7 @@ table into a second database.
   a DELETE per matched config, two IP counts, an INSERT per use (and an UPDATE of the refquota),
   a query for the NAS datasets, an INSERT per NAS use, an UPDATE per user_cluster_resource. Then
   the environment-config script: an INSERT per user and environment.
-- ours (copy B): operators.resources.assign_cluster_resources and create_environment_configs,
+- ours (copy B): vpsadmin.cluster_resources.assign_cluster_resources and create_environment_configs,
   the operators' core functions (reads, plan, write, verify by re-planning).
 
 Both copies must end with the same user_cluster_resources, cluster_resource_uses,
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="airlift-bench-resources-"))
     os.environ.update(airflow_env(workdir / "airflow"))  # before the operators import airflow
-    from operators.resources import assign_cluster_resources, create_environment_configs
+    from vpsadmin.cluster_resources import assign_cluster_resources, create_environment_configs
 
     kwargs = mysql.resolve(workdir, os.environ.get("LAB_MYSQL_URL"))
     tag = uuid.uuid4().hex[:8]

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup
 
 from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
-from airlift.sql import INCLUDE_DIR
+from airlift.sql import template_searchpath
 from operators.runbook_step import ApprovalGateOperator, NodeScriptOperator, SectionReportOperator, SqlStepOperator
 from operators.vpsadmin_upgrade import api, cluster, db, finalize, nas, nodes, preflight, prereq, storage, web
 from operators.vpsadmin_upgrade.common import (
@@ -51,8 +51,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    template_searchpath=[str(INCLUDE_DIR / "sql" / "vpsadmin"), str(INCLUDE_DIR / "scripts" / "vpsadmin"),
-                         str(INCLUDE_DIR / "scripts")],
+    template_searchpath=template_searchpath("vpsadmin"),
     tags=["vpsadmin", "upgrade", "runbook"],
     default_args={
         "retries": 2,

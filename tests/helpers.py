@@ -160,3 +160,34 @@ def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_g
             key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"
             states[key] = ti.state
         return dr.state, states, responder.answered
+
+
+def detached_step(operator_class, product: str = "vpsadmin", **kwargs):
+    """A step operator as a DAG of `product` holds it after parsing (its SQL and script files
+    resolved), to execute outside a DAG run: `op.execute({"params": {"dry_run": False}})`."""
+    import uuid
+
+    from airflow.sdk import DAG
+
+    from airlift.sql import template_searchpath
+
+    with DAG(f"detached_{uuid.uuid4().hex[:8]}", schedule=None, template_searchpath=template_searchpath(product)):
+        op = operator_class(**kwargs)
+    op.resolve_template_files()
+    return op
+
+
+def rendered_fields(dag_id: str, task_id: str, map_index: int = -1) -> dict:
+    """What the UI's Rendered Template tab shows for a task of the latest run of a DAG."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)
+                                 .order_by(DagRun.id.desc()).limit(1)).one()
+        row = session.scalars(select(RenderedTaskInstanceFields).where(
+            RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id,
+            RenderedTaskInstanceFields.task_id == task_id, RenderedTaskInstanceFields.map_index == map_index)).one()
+        return row.rendered_fields

@@ -20,12 +20,26 @@ _NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
+def template_searchpath(product: str) -> list[str]:
+    """Where a DAG of `product` finds the files its steps name (DAG(template_searchpath=...)):
+    its SQL, its scripts, then the scripts every product shares (include/scripts/mysql/...)."""
+    return [str(INCLUDE_DIR / "sql" / product), str(INCLUDE_DIR / "scripts" / product), str(INCLUDE_DIR / "scripts")]
+
+
 def parse(text: str, source: str = "SQL") -> dict[str, str]:
-    """{name: statement} of one file's text."""
+    """{name: statement} of one file's text (a comment between two statements belongs to the
+    next one: it is left out of the one before)."""
     parts = _NAME.split(text or "")
     if len(parts) < 3:
         raise ValueError(f"{source} has no `-- name:` sections")
-    return {name: body.strip().rstrip(";").strip() for name, body in zip(parts[1::2], parts[2::2], strict=False)}
+    return {name: _statement(body) for name, body in zip(parts[1::2], parts[2::2], strict=False)}
+
+
+def _statement(body: str) -> str:
+    lines = body.strip().splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+        lines.pop()
+    return "\n".join(lines).strip().rstrip(";").strip()
 
 
 @cache

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lab.core.nodes import run_in_node
-from tests.helpers import diff_states, query, run_dag, scalar, table_checksums, world_state
-from tests.test_vpsadmin_upgrade_e2e import DAG_ID, GATE, real_run_conf
+from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, real_run_conf
+from tests.helpers import diff_states, query, rendered_fields, run_dag, scalar, table_checksums, world_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
@@ -169,17 +169,21 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world):
     assert scalar(lab, "SELECT COUNT(*) FROM integrity_checks WHERE finished_at IS NOT NULL") == 1
     assert scalar(lab, "SELECT COUNT(*) FROM integrity_facts WHERE status = 0 AND severity = 2") == 0
 
+    # a script with bash's `${#array[@]}` is shown (Rendered Template) exactly as it ran
+    moves = rendered_fields(DAG_ID, "nas.move_data", map_index=0)["script"]
+    assert "${#entries[@]}" in moves and "{% raw %}" not in moves
+
     before = world_state(lab)
     chains = scalar(lab, "SELECT COUNT(*) FROM transaction_chains "
                              "WHERE type NOT LIKE 'TransactionChains::IntegrityCheck::%%'")
     state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers={GATE: "Approve"})
     assert state == "success", {t: s for t, s in tis.items() if s != "success"}
     assert answered == []
-    assert tis["database.encoding_probe"] == "skipped" and tis["api.migrate_pinned"] == "success"
+    assert tis["db.encoding_probe"] == "skipped" and tis["api.migrate_pinned"] == "success"
     # only the v1.22 sections, the API shutdown and the restore branch are skipped: every v2.0
     # step ran again and found nothing to do
     skipped = {t.split("[")[0] for t, s in tis.items() if s == "skipped"}
-    assert {t for t in skipped if not t.startswith(("prerequisites.", "database."))} == {
+    assert {t for t in skipped if not t.startswith(("prereq.", "db."))} == {
         "api.shutdown", "api.approve_restore", "api.restore_database"}
     after = world_state(lab)
     changed = [c for c in diff_states(before, after)
@@ -196,7 +200,7 @@ def test_failed_migration_restores_the_pre_upgrade_database(lab_world):
     brings every table back to its pre-upgrade checksum."""
     lab = lab_world()
     before = table_checksums(lab)
-    state, tis, answered = run_dag(DAG_ID, real_run_conf(), mark_success_pattern=r"database\.timezones",
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(), mark_success_pattern=r"db\.timezones",
                                    answers={GATE: "Approve", "api.approve_restore": "Approve"})
     assert state == "failed"
     assert tis["api.migrate_pinned"] == "failed"

@@ -11,20 +11,13 @@ import pytest
 
 from lab.vpsadmin.v1_22.seed import KNOWN_TEXT
 from lab.vpsadmin.world import CLUSTER_CRONTAB
-from tests.helpers import diff_states, query, run_dag, scalar, table_checksums, world_state
+from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, real_run_conf
+from tests.helpers import diff_states, query, rendered_fields, run_dag, scalar, table_checksums, world_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
-DAG_ID = "vpsadmin_upgrade_v2"
-GATE = "database.approve_encoding_swap"
-V122_ONLY = r"^(preflight|prerequisites|database)\."  # the sections this file tests
+V122_ONLY = r"^(preflight|prereq|db)\."  # the sections this file tests
 ENCODING_TABLES = ["members", "members_changes", "sysconfig", "vps"]
-
-
-def real_run_conf(**extra) -> dict:
-    member_names = {str(key): text for table, column, _, key, text in KNOWN_TEXT
-                    if table == "members" and column == "m_name"}
-    return {"dry_run": False, "encoding_known_names": member_names, **extra}
 
 
 def node_file(lab, node: str, path: str):
@@ -103,7 +96,7 @@ def test_upgrade_then_rerun_changes_nothing(lab_world):
                                    task_regex=V122_ONLY)
     assert state == "success", tis
     assert answered == [], "a second run has nothing to approve"
-    assert tis["database.encoding_dump"] == "skipped"
+    assert tis["db.encoding_dump"] == "skipped"
     assert diff_states(before, world_state(lab)) == []
 
 
@@ -114,10 +107,15 @@ def test_plan_mode_changes_nothing(lab_world):
     assert state == "success", tis
     assert answered == []
     assert diff_states(before, world_state(lab)) == []
-    assert {t for t in tis if t.startswith("prerequisites.install_nc[")} == {
-        f"prerequisites.install_nc[{name}]" for name in ("vpsadmin.prg.vpsfree.cz", "node1.prg.vpsfree.cz",
+    assert {t for t in tis if t.startswith("prereq.install_nc[")} == {
+        f"prereq.install_nc[{name}]" for name in ("vpsadmin.prg.vpsfree.cz", "node1.prg.vpsfree.cz",
                                                          "node2.brq.vpsfree.cz", "backup1.brq.vpsfree.cz")
     }, "one task per node, labelled by its name, storage1 left out by skip_nodes"
+    # The Rendered Template tab shows the SQL and the script a step ran.
+    sql = rendered_fields(DAG_ID, "db.remove_stray_vps")["sql"]
+    assert "DELETE vps FROM vps LEFT JOIN servers ON vps_server = server_id" in sql and "-- name: apply" in sql
+    script = rendered_fields(DAG_ID, "prereq.install_nc", map_index=0)["script"]
+    assert script.startswith("#!/bin/bash\n") and "yum -y install nc" in script
 
 
 def test_reject_at_the_gate_leaves_the_tables_untouched(lab_world):
@@ -130,8 +128,8 @@ def test_reject_at_the_gate_leaves_the_tables_untouched(lab_world):
     state, tis, answered = run_dag(DAG_ID, real_run_conf(), answers={GATE: "Reject"}, on_gate=snapshot,
                                    task_regex=V122_ONLY)
     assert answered == [(GATE, "Reject")]
-    assert tis["database.encoding_swap"] == "skipped"
-    assert tis["database.timezones"] == "skipped"
+    assert tis["db.encoding_swap"] == "skipped"
+    assert tis["db.timezones"] == "skipped"
     assert at_gate and table_checksums(lab, ENCODING_TABLES) == at_gate
     name_id = next(k for t, c, _, k, v in KNOWN_TEXT if t == "members" and c == "m_name")
     assert scalar(lab, "SELECT m_name FROM members WHERE m_id = %s", (name_id,)) != \
@@ -169,8 +167,8 @@ def test_a_failed_unmount_stops_the_run_and_names_the_transaction(lab_world, cap
                             if f"/vz/root/{veid}/mnt/backup\t" not in line))
     state, tis, _ = run_dag(DAG_ID, real_run_conf(require_approval=False), task_regex=V122_ONLY)
     assert state == "failed"
-    assert tis["prerequisites.wait_transactions"] == "failed"
-    assert tis["database.remove_stray_vps"] == "upstream_failed"
+    assert tis["prereq.wait_transactions"] == "failed"
+    assert tis["db.remove_stray_vps"] == "upstream_failed"
     out = capfd.readouterr().out
     assert "type 5303 on node" in out and f"VPS {veid}" in out and "not mounted" in out
 

@@ -1,0 +1,156 @@
+"""RunbookStepOperator's skeleton on a toy step (no database, no SSH): plan mode changes
+nothing, a real run applies and verifies, a second run finds nothing to do, deterministic
+errors fail without retries, the step id names the task and its doc; and the generic gate,
+markdown and report pieces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
+
+from airlift.errors import StepError
+from airlift.steps import steps_named
+from operators.runbook_step import (
+    NODE_LABEL,
+    ApprovalGateOperator,
+    NodeScriptOperator,
+    Plan,
+    RunbookStepOperator,
+    SectionReportOperator,
+    markdown,
+)
+
+
+class CountTo(RunbookStepOperator):
+    """Counts the world's `n` up to `target`."""
+
+    def __init__(self, *, world: dict, target: int, broken: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.world, self.target, self.broken = world, target, broken
+        self.closed = 0
+
+    def probe(self, context) -> Plan:
+        if self.world.get("refuse"):
+            raise StepError("refused: the world says no")
+        return Plan([f"n {n} -> {n + 1}" for n in range(self.world["n"], self.target)], details={"from": self.world["n"]})
+
+    def apply(self, context, plan: Plan) -> dict:
+        if not self.broken:
+            self.world["n"] = self.target
+        return {"to": self.world["n"]}
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def ctx(dry_run=None, **params):
+    if dry_run is not None:
+        params["dry_run"] = dry_run
+    return {"params": params}
+
+
+def test_plan_mode_records_and_changes_nothing():
+    world = {"n": 1}
+    op = CountTo(task_id="count", step="db.count-up", world=world, target=3)
+    record = op.execute(ctx())  # no dry_run param at all: plan mode
+    assert world == {"n": 1}
+    assert record == {"step": "db.count-up", "dry_run": True, "changes": ["n 1 -> 2", "n 2 -> 3"], "applied": False,
+                      "from": 1}
+    assert op.closed == 1
+
+
+def test_real_run_applies_verifies_and_a_second_run_changes_nothing():
+    world = {"n": 1}
+    op = CountTo(task_id="count", step="db.count-up", world=world, target=3)
+    record = op.execute(ctx(dry_run=False))
+    assert world["n"] == 3 and record["applied"] is True and record["to"] == 3
+    again = op.execute(ctx(dry_run=False))
+    assert again["changes"] == [] and again["applied"] is False
+
+
+def test_a_plan_that_still_has_changes_after_apply_fails_without_retry():
+    op = CountTo(task_id="count", step="db.count-up", world={"n": 1}, target=2, broken=True)
+    with pytest.raises(AirflowFailException, match="db.count-up: still to change after applying the plan:\nn 1 -> 2"):
+        op.execute(ctx(dry_run=False))
+    assert op.closed == 1
+
+
+def test_step_errors_name_the_step_and_node_other_errors_stay_retryable():
+    op = CountTo(task_id="count", step="db.count-up", world={"n": 1, "refuse": True}, target=2,
+                 node={"server_name": "node1", "address": "127.0.1.11"})
+    with pytest.raises(AirflowFailException, match="^db.count-up on node1: refused: the world says no$"):
+        op.execute(ctx(dry_run=False))
+    flaky = CountTo(task_id="flaky", step="db.count-up", world={}, target=2)  # KeyError: not a StepError
+    with pytest.raises(KeyError):
+        flaky.execute(ctx(dry_run=False))
+    assert flaky.closed == 1
+
+
+def test_a_step_switched_off_by_its_param_does_nothing():
+    world = {"n": 1}
+    record = CountTo(task_id="count", step="db.count-up", world=world, target=3, enabled=False).execute(ctx(False))
+    assert world == {"n": 1} and record["enabled"] is False and record["changes"] == []
+
+
+def test_the_step_id_names_the_task_and_its_doc():
+    with DAG("t", schedule=None, start_date=datetime(2025, 1, 1)) as dag:
+        with TaskGroup("db"):
+            in_section = CountTo(step="db.remove-stray-vps", world={}, target=0)
+            gate = ApprovalGateOperator(task_id="approve", step="db.encoding", subject="s", body="b")
+        with TaskGroup("cluster"):
+            foreign = CountTo(step="ip.owners", also_steps=["users.environment-configs"], world={}, target=0,
+                              doc_md="Says what it does.")
+            NodeScriptOperator.partial(step="nodes.mounts-dir", ssh_conn_id="x").expand(node=[{}])
+        report = SectionReportOperator(section="All")
+    assert in_section.task_id == "db.remove_stray_vps"
+    assert in_section.doc_md == "Counts the world's `n` up to `target`.\n\nRunbook step: db.remove-stray-vps\n"
+    assert foreign.task_id == "cluster.ip_owners"
+    assert steps_named(foreign.doc_md) == ["ip.owners", "users.environment-configs"]
+    assert foreign.doc_md.startswith("Says what it does.")
+    assert steps_named(gate.doc_md) == ["db.encoding"]
+    mapped = dag.get_task("cluster.nodes_mounts_dir")
+    assert steps_named(mapped.partial_kwargs["doc_md"]) == ["nodes.mounts-dir"]
+    assert mapped.partial_kwargs["doc_md"].startswith("Create /var/vpsadmin/mounts."), "the runbook's title"
+    assert mapped.partial_kwargs["map_index_template"] == NODE_LABEL
+    assert report.task_id == "report" and steps_named(report.doc_md) == []
+
+
+def test_step_files_default_to_the_step_id():
+    op = NodeScriptOperator(task_id="x", step="nas.move-data", ssh_conn_id="ssh", node={})
+    assert op.script == "nas/move-data.sh" and op.sql is None
+    given = NodeScriptOperator(task_id="y", step="api.update-api", script="git-pull.sh", ssh_conn_id="ssh", node={})
+    assert given.script == "git-pull.sh"
+
+
+def test_the_gate_can_be_switched_off_and_shows_its_plan_as_markdown():
+    gate = ApprovalGateOperator(task_id="approve", subject="Swap?", body="Read this.", plan={"x": 1})
+    assert gate.execute(ctx(require_approval=False))["gate"] == "switched off"
+    record = {"step": "db.encoding", "dry_run": False, "changes": ["mysql ... < dump"], "applied": True,
+              "verified": {"vps": {"rows": 3, "wrong": 0}}, "dump": {"path": "/var/backups/x.sql"}}
+    assert markdown(record) == ("- mysql ... < dump\n- **verified**: vps: rows: 3; wrong: 0\n"
+                                "- **dump**: path: `/var/backups/x.sql`")
+
+
+class FakeTi:
+    def __init__(self, xcoms):
+        self.xcoms = xcoms
+
+    def xcom_pull(self, task_ids, map_indexes=None, default=None):
+        return self.xcoms.get(task_ids, default)
+
+
+def test_the_section_report_collects_its_own_group():
+    with DAG("r", schedule=None, start_date=datetime(2025, 1, 1)):
+        with TaskGroup("db"):
+            CountTo(step="db.one", world={}, target=0)
+            CountTo(step="db.two", world={}, target=0)
+            report = SectionReportOperator(section="Database")
+        CountTo(step="api.other", world={}, target=0)
+    ti = FakeTi({"db.one": {"step": "db.one", "changes": ["a", "b"], "applied": True},
+                 "db.two": [{"step": "db.two", "changes": ["c"], "applied": False}, None],
+                 "api_other": {"step": "api.other", "changes": ["not mine"], "applied": True}})
+    result = report.execute({"ti": ti, "params": {"dry_run": False}})
+    assert result["lines"] == ["[db.one] applied: a", "[db.one] applied: b", "[db.two] planned: c"]

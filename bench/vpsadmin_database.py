@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'total':<{W}} {fmt(baseline):>10}\n")
 
     print(f"DAG run ({state}, {wall:.1f} s in dag.test() in all):")
-    print(f"  {'preflight.backup_database (full dump)':<{W}} "
-          f"{fmt(next((duration(t) for t in tis if t['task'] == 'preflight.backup_database'), None)):>10}")
+    print(f"  {'preflight.db_backup (full dump)':<{W}} "
+          f"{fmt(next((duration(t) for t in tis if t['task'] == 'preflight.db_backup'), None)):>10}")
     for ti in tis:
         if ti["task"].startswith("db."):
             print(f"  {ti['task']:<{W}} {fmt(duration(ti)):>10}  {ti['state']:<8} {ti['applied']}")

@@ -65,10 +65,8 @@ class DatabaseRestoreOperator(VpsAdminStepOperator):
         return Plan()  # load.sh checked the dump and loaded it whole
 
 
-class EnvironmentsOperator(VpsAdminStepOperator):
-    """The environments of the `environments` param, matched by label with the one
-    'Production' the add_storage migration left (it replaced all others); user_ip_ownership
-    and the VPS limits are set explicitly (the migrations default them to 0)."""
+class EnvironmentsParamOperator(VpsAdminStepOperator):
+    """A step the `environments` param drives (see plugins/vpsadmin/environments.py)."""
 
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "environments")
     uses_step_sql = True
@@ -76,6 +74,12 @@ class EnvironmentsOperator(VpsAdminStepOperator):
     def __init__(self, *, environments, **kwargs):
         super().__init__(**kwargs)
         self.environments = environments
+
+
+class EnvironmentsOperator(EnvironmentsParamOperator):
+    """The environments of the `environments` param, matched by label with the one
+    'Production' the add_storage migration left (it replaced all others); user_ip_ownership
+    and the VPS limits are set explicitly (the migrations default them to 0)."""
 
     def probe(self, context) -> Plan:
         inserts, updates, others = environments.plan_environments(
@@ -92,18 +96,11 @@ class EnvironmentsOperator(VpsAdminStepOperator):
                                        + [(self.statements["update_environment"], r) for r in updates])
 
 
-class ServersOperator(VpsAdminStepOperator):
+class ServersOperator(EnvironmentsParamOperator):
     """Every server in its environment (the migration left environment_id 0), named without
     its location domain (SUBSTRING_INDEX(server_name, '.', 1)), and ve_private from 1.22's
     `%veid%` to 2.0's `%{veid}` placeholder (the runbook misses it: vpsAdmind 2.0 would look for
     /vz/private/%veid%)."""
-
-    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "environments")
-    uses_step_sql = True
-
-    def __init__(self, *, environments, **kwargs):
-        super().__init__(**kwargs)
-        self.environments = environments
 
     def probe(self, context) -> Plan:
         env_ids = {e["label"]: e["id"] for e in self.db.environments()}
@@ -120,16 +117,15 @@ class ServersOperator(VpsAdminStepOperator):
         self.db.execute_in_transaction([(self.statements["update_server"], c) for c in plan.work])
 
 
-class DefaultResourcesOperator(VpsAdminStepOperator):
+class DefaultResourcesOperator(EnvironmentsParamOperator):
     """default_object_cluster_resources: class Vps and User, every environment, every cluster
     resource (param default_resources, an environment's own default_resources overriding)."""
 
-    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "environments", "default_resources")
-    uses_step_sql = True
+    template_fields: Sequence[str] = (*EnvironmentsParamOperator.template_fields, "default_resources")
 
-    def __init__(self, *, environments, default_resources, **kwargs):
+    def __init__(self, *, default_resources, **kwargs):
         super().__init__(**kwargs)
-        self.environments, self.default_resources = environments, default_resources
+        self.default_resources = default_resources
 
     def probe(self, context) -> Plan:
         env_ids = {e["label"]: e["id"] for e in self.db.environments()}

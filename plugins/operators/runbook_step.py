@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -123,8 +123,10 @@ class RunbookStepOperator(BaseOperator):
         continues in resume()."""
         raise NotImplementedError
 
-    def resume(self, context, plan: Plan, event: dict) -> dict | None:
-        """After apply() deferred: the trigger's event; returns details for the record."""
+    def resume(self, context, event: dict) -> Plan:
+        """After apply() deferred: the trigger's event; returns what was done (the changes, the
+        details for the record). The event carries everything a resumed step needs (dag.test()
+        does not hand a deferral's kwargs back)."""
         raise NotImplementedError
 
     def verify(self, context, plan: Plan) -> Plan:
@@ -162,17 +164,16 @@ class RunbookStepOperator(BaseOperator):
                 return self.record(plan, applied=False)
             return self._finish(context, plan, self.apply(context, plan))
 
-    def execute_complete(self, context, event: dict | None = None, plan: dict | None = None) -> dict:
+    def execute_complete(self, context, event: dict | None = None, **kwargs) -> dict:
         """Where a step that deferred in apply() continues (`defer_apply`)."""
         self.dry_run = False
         with self.step_errors():
-            resumed = Plan(**plan)
-            return self._finish(context, resumed, self.resume(context, resumed, event or {}))
+            done = self.resume(context, event or {})
+            return self._finish(context, done, None)
 
-    def defer_apply(self, trigger, plan: Plan, timeout=None) -> None:
+    def defer_apply(self, trigger, timeout=None) -> None:
         """apply() hands the wait to a trigger (the worker slot is freed); resume() gets its event."""
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout,
-                   kwargs={"plan": {k: v for k, v in asdict(plan).items() if k != "work"}})
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def _finish(self, context, plan: Plan, done: dict | None) -> dict:
         left = self.verify(context, plan)

@@ -1,9 +1,9 @@
 """RunbookStepOperator: the one base class of every task that implements a runbook step, and
 the generic steps built on it (SQL, script, approval gate, section report).
 
-A step is probe -> plan -> apply -> verify, and only the first and third differ between
+A step is probe -> plan -> apply -> verify, and only probing and applying differ between
 steps, so subclasses write `probe()` and `apply()` (and `verify()` where probing again is not
-the check) and the base class does the rest:
+the check; `resume()` where apply defers to a trigger) and the base class does the rest:
 
 - plan mode: the DAG param `dry_run` (true unless a run says otherwise) is read once, here;
   the probe runs, its plan is logged and recorded, nothing changes;

@@ -52,15 +52,17 @@ class Lab:
         return cls(LabConfig.load(lab_dir))
 
     # -- the world -----------------------------------------------------------------------
-    def seed(self, reset_timezones: bool = False) -> dict:
-        """Build a fresh v1.22 world: keys, node directories, the vpsAdmin database."""
+    def seed(self, reset_timezones: bool = False, pools: bool = True) -> dict:
+        """Build a fresh v1.22 world: keys, node directories, the vpsAdmin database; without
+        `pools`, no ZFS pools on the nodes (a benchmark of database steps at 100k VPSes needs
+        none, and their backup snapshots would be copies of millions of files)."""
         from lab import vpsadmin
         from lab.core import nodes, sshd
 
         sshd.generate_keys(self.cfg)
         for h in HOSTS:
             nodes.build_node(self.cfg, h, self.cfg.ssh_dir / f"root_{h.name}")
-        return vpsadmin.seed_world(self.cfg, reset_timezones=reset_timezones)
+        return vpsadmin.seed_world(self.cfg, reset_timezones=reset_timezones, pools=pools)
 
     # -- the lab process -----------------------------------------------------------------
     def pid(self) -> int | None:

@@ -36,7 +36,7 @@ def start_daemons(cfg: LabConfig, stopping: threading.Event) -> None:
               stopping).start()
 
 
-def seed_world(cfg: LabConfig, reset_timezones: bool = False) -> dict:
+def seed_world(cfg: LabConfig, reset_timezones: bool = False, pools: bool = True) -> dict:
     """A fresh v1.22 world on the lab's (already built) nodes: the vpsAdmin database, then
     every node's files. `reset_timezones` empties the time zone tables, as on a server that
     never loaded them. Returns what the seed made (counts, ids)."""
@@ -52,7 +52,7 @@ def seed_world(cfg: LabConfig, reset_timezones: bool = False) -> dict:
         mysql.clear_timezones(cfg.mysql_kwargs())
     conn = MySQLdb.connect(db=cfg.vpsadmin_db, charset="utf8mb4", **cfg.mysql_kwargs())
     try:
-        world.lay_out(cfg, conn)
+        world.lay_out(cfg, conn, pools=pools)
     finally:
         conn.close()
     return info

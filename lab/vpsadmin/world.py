@@ -14,7 +14,8 @@ from pathlib import Path
 from lab.core.config import LabConfig
 from lab.core.nodes import write_file
 from lab.core.topology import HOSTS, host_with_role
-from lab.vpsadmin import checkouts, pools
+from lab.vpsadmin import checkouts
+from lab.vpsadmin import pools as zfs_pools
 from lab.vpsadmin.vpsadmind_v1_22 import mount_scripts
 
 # The cluster crontab of a v1.22 installation (jobs named by the runbook's "Cron jobs").
@@ -47,8 +48,9 @@ def _rows(conn, sql: str, params=None) -> list[dict]:
     return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
 
-def lay_out(cfg: LabConfig, conn) -> None:
-    """Write every node's v1.22 files; `conn` is a utf8 MySQLdb connection to the world DB."""
+def lay_out(cfg: LabConfig, conn, pools: bool = True) -> None:
+    """Write every node's v1.22 files (the ZFS pools only with `pools`); `conn` is a utf8
+    MySQLdb connection to the world DB."""
     for host in HOSTS:
         if host.server:
             _vpsadmind_files(cfg, host, conn)
@@ -68,7 +70,8 @@ def lay_out(cfg: LabConfig, conn) -> None:
     (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
     checkouts.lay_out(cfg, conn)  # git checkouts of 1.22 and their 2.0 remotes
     # Last: the ZFS datasets adopt the directories written above (vz/private/<veid>).
-    pools.lay_out(cfg, conn)
+    if pools:
+        zfs_pools.lay_out(cfg, conn)
 
 
 def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:

@@ -181,8 +181,7 @@ class Zfs:
         self._depth = 0
         self._dirty = False
         self._lock_file = None
-        self._datasets_changed = 0  # bumped on create/destroy/rename: _children's index is stale
-        self._sorted_names = None
+        self._names = None  # (encoded, names) of st["datasets"] sorted, for _children; None: build anew
 
     # -- state ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -195,7 +194,7 @@ class Zfs:
             path = self.state_dir / "state.json"
             self._state = (json.loads(path.read_text()) if path.exists()
                            else {"txg": 1, "datasets": {}, "snapshots": {}})
-            self._dirty, self._sorted_names = False, None
+            self._dirty, self._names = False, None
         self._depth += 1
         try:
             yield self._state
@@ -235,17 +234,22 @@ class Zfs:
     def _children(self, st: dict, name: str) -> list[str]:
         """Every dataset below `name`, in byte order: a range of the sorted names (seeding a
         world of 100k datasets asks this once per snapshot; a scan would be quadratic)."""
-        key = (id(st["datasets"]), self._datasets_changed)  # reset with every state load
-        if self._sorted_names is None or self._sorted_names[0] != key:
+        if self._names is None:
             names = sorted(st["datasets"], key=str.encode)
-            self._sorted_names = (key, [n.encode() for n in names], names)
-        _, keys, names = self._sorted_names
+            self._names = ([n.encode() for n in names], names)
+        keys, names = self._names
         prefix = (name + "/").encode()
         start = end = bisect.bisect_left(keys, prefix)
         while end < len(keys) and keys[end].startswith(prefix):
             end += 1
         return names[start:end]
 
+    def _names_added(self, name: str) -> None:
+        """Keep the sorted names of _children current when a dataset is created."""
+        if self._names is not None:
+            at = bisect.bisect_left(self._names[0], name.encode())
+            self._names[0].insert(at, name.encode())
+            self._names[1].insert(at, name)
 
     def _snapshots_of(self, st: dict, name: str) -> list[str]:
         prefix = name + "@"
@@ -535,7 +539,7 @@ class Zfs:
     def _new_dataset(self, st: dict, name: str, props: dict) -> None:
         st["datasets"][name] = {"guid": random.getrandbits(63) | 1, "createtxg": self._next_txg(st),
                                 "creation": int(time.time()), "props": {}, "mounted": True}
-        self._datasets_changed += 1
+        self._names_added(name)
         for prop, value in props.items():
             prop = ALIASES.get(prop, prop)
             stored = self._check_value(name, prop, str(value), False)
@@ -583,7 +587,7 @@ class Zfs:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         del st["datasets"][name]
-        self._datasets_changed += 1
+        self._names = None
         self._changed()
 
     def _dependents(self, st: dict, name: str) -> list[str]:
@@ -662,7 +666,7 @@ class Zfs:
                 for old in [src] + self._children(st, src):
                     new = dst + old[len(src):]
                     st["datasets"][new] = st["datasets"].pop(old)
-                    self._datasets_changed += 1
+                    self._names = None
                     for snap in [s for s in st["snapshots"] if s.startswith(old + "@")]:
                         st["snapshots"][new + snap[len(old):]] = st["snapshots"].pop(snap)
             self._relocate(st, src, change)

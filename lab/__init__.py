@@ -110,6 +110,17 @@ class Lab:
                 os.killpg(pid, signal.SIGKILL)
         self.cfg.pid_file.unlink(missing_ok=True)
 
+    def cut_ssh(self, node: str | None = None) -> int:
+        """Cut the SSH connections to a lab node (None: every node), as a network failure
+        would; returns how many were cut."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.cfg.control_socket)
+            s.sendall(f"cut {node or '*'}\n".encode())
+            reply = s.makefile().readline().strip()
+        if not reply.isdigit():
+            raise RuntimeError(f"the lab process said: {reply}")
+        return int(reply)
+
     def destroy(self) -> None:
         """Stop the lab, drop its database (and the scratch copies DAG runs left beside it,
         e.g. after a rejected encoding fix) and remove its directory."""

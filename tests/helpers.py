@@ -14,8 +14,9 @@ from pathlib import Path
 import MySQLdb
 
 # Node paths a run may legitimately change without changing the world: the DB host's backup
-# directory gets one dump per real run.
-VOLATILE = ("tmp", "proc", "dev", "usr", "var/backups", "var/run")
+# directory gets one dump per real run, and var/lib/airlift/jobs keeps the state of the
+# steps' remote jobs (hooks/node.py).
+VOLATILE = ("tmp", "proc", "dev", "usr", "var/backups", "var/run", "var/lib/airlift")
 
 
 def db_conn(lab):

@@ -7,6 +7,7 @@ commands, the server process and the tests all read the same settings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -62,6 +63,12 @@ class LabConfig:
     @property
     def pid_file(self) -> Path:
         return self.root / "lab.pid"
+
+    @property
+    def control_socket(self) -> str:
+        """The lab process's control socket: an abstract one (Linux), named after the lab's
+        directory (a path under a test's tmp dir can exceed a socket path's 108 bytes)."""
+        return "\0airlift-lab-" + hashlib.sha256(str(self.root).encode()).hexdigest()[:24]
 
     @property
     def log_file(self) -> Path:

@@ -134,9 +134,32 @@ async def _pty_session(process, root: Path, command: str | None) -> None:
     process.exit(await proc.wait())
 
 
+# The live connections of each node, so a test can cut them (a lost network, a dropped link).
+CONNECTIONS: dict[str, set] = {}
+
+
 class _NodeServer(asyncssh.SSHServer):
+    def __init__(self, node: str):
+        self.node, self.conn = node, None
+
+    def connection_made(self, conn) -> None:
+        self.conn = conn
+        CONNECTIONS.setdefault(self.node, set()).add(conn)
+
+    def connection_lost(self, exc) -> None:
+        CONNECTIONS.get(self.node, set()).discard(self.conn)
+
     def begin_auth(self, username: str) -> bool:
         return True
+
+
+def cut(node: str | None = None) -> int:
+    """Abort every live SSH connection to `node` (all nodes: None), as a network failure would;
+    the commands they ran are handled as on a disconnect. Returns how many were cut."""
+    conns = [c for name, live in CONNECTIONS.items() if node in (None, name) for c in list(live)]
+    for conn in conns:
+        conn.abort()
+    return len(conns)
 
 
 async def serve(cfg: LabConfig) -> list[asyncssh.SSHAcceptor]:
@@ -146,7 +169,7 @@ async def serve(cfg: LabConfig) -> list[asyncssh.SSHAcceptor]:
         root = cfg.node_root(host.name)
         acceptors.append(await asyncssh.listen(
             addresses(cfg, host), cfg.ssh_port,
-            server_factory=_NodeServer,
+            server_factory=lambda name=host.name: _NodeServer(name),
             server_host_keys=[str(cfg.ssh_dir / f"host_{host.name}")],
             authorized_client_keys=authorized,
             process_factory=_session_handler(root),

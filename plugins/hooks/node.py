@@ -16,9 +16,9 @@ from functools import cached_property
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
 from airlift.connections import VPSADMIN_SSH
-from airlift.remote import NodeCommandError, Result
+from airlift.remote import JobDied, JobState, NodeCommandError, Result, job_dir, job_launcher
 
-__all__ = ["NodeCommandError", "NodeHook", "Result"]
+__all__ = ["JobDied", "JobState", "NodeCommandError", "NodeHook", "Result"]
 
 
 class NodeHook(SSHHook):
@@ -90,9 +90,11 @@ class NodeHook(SSHHook):
                 channel.close()
                 raise TimeoutError(f"{host}: `{text}` did not finish in {timeout}s")
             time.sleep(0.02)
-        result = Result(host, text, channel.recv_exit_status(), out.decode(errors="replace"),
-                        err.decode(errors="replace"))
+        status = channel.recv_exit_status()
         channel.close()
+        if status == -1:  # no exit status: the connection went away, the command's fate is unknown
+            raise ConnectionError(f"{host}: the connection was lost while `{text[:200]}` ran")
+        result = Result(host, text, status, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and not result.ok:
             raise NodeCommandError(result)
         return result
@@ -101,6 +103,53 @@ class NodeHook(SSHHook):
         """Run a script (its text: an operator's rendered `script` field) on `host` with bash,
         sent on stdin so nothing is left behind; `args` reach it quoted as "$@"."""
         return self.run(host, shlex.join(["bash", "-s", "--", *args]), stdin=script, **kwargs)
+
+    # -- remote jobs (include/scripts/job.sh) --------------------------------------------------
+    def _job(self, host: str, action: str, key: str, *args: str, stdin: str | None = None) -> JobState:
+        """One job.sh action on `host` (the launcher goes as an argument, the job's script on
+        stdin); returns the state line it prints."""
+        command = ["bash", "-c", job_launcher(), "job.sh", action, job_dir(key), *args]
+        return JobState.parse(host, key, self.run(host, command, stdin=stdin, timeout=120).stdout)
+
+    def start_job(self, host: str, key: str, run: str, script: str, args: list[str]) -> JobState:
+        """Start the step `key`'s script detached on `host` for DAG run `run`, unless a copy runs
+        already (whichever run started it) or this run's finished (its result stands)."""
+        return self._job(host, "start", key, run, *args, stdin=script)
+
+    def job_status(self, host: str, key: str) -> JobState:
+        return self._job(host, "status", key)
+
+    def job_output(self, host: str, key: str) -> str:
+        return self.run(host, ["bash", "-c", job_launcher(), "job.sh", "output", job_dir(key)], timeout=120).stdout
+
+    def kill_job(self, host: str, key: str) -> JobState:
+        """End a job's whole process group (TERM, then KILL after a grace period)."""
+        return self._job(host, "kill", key)
+
+    def run_job(self, host: str, key: str, run: str, script: str, args: list[str], *, timeout: float = 3600,
+                poll: float = 1.0) -> Result:
+        """Run a step's script as a job and wait for it: attach to a copy that runs already
+        (another run's: wait, then start this run's), take the result of this run's finished
+        one, start anew after one that died. On timeout the job's process group is ended."""
+        deadline = time.monotonic() + timeout
+        state = self.start_job(host, key, run, script, args)
+        while True:
+            if state.state == "running" and state.run != run:
+                self.log.warning("%s: job %s of run %s still runs; waiting for it before this run's", host, key,
+                                 state.run)
+            elif state.state == "died":
+                raise JobDied(f"{host}: job {key} of run {run} died (killed, or the node restarted); a retry "
+                              "starts it anew")
+            elif state.state == "finished" and state.run == run:
+                output = self.job_output(host, key)
+                return Result(host, f"job {key}: {shlex.join(args)}", state.exit_status, output, "")
+            if time.monotonic() > deadline:
+                self.kill_job(host, key)
+                raise TimeoutError(f"{host}: job {key} did not finish in {timeout:.0f}s; its processes were ended")
+            time.sleep(poll)
+            state = self.job_status(host, key)
+            if state.state != "running" and state.run != run:  # the other run's job ended: ours now
+                state = self.start_job(host, key, run, script, args)
 
     def close(self) -> None:
         for client in self._clients.values():

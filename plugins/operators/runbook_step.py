@@ -26,6 +26,7 @@ the check; `resume()` where apply defers to a trigger) and the base class does t
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,11 @@ def _current_group():
 
 # How a task mapped over an inventory of nodes (or of pools: node + filesystem) is labelled in the UI.
 NODE_LABEL = "{{ task.node.server_name }}{% if task.node.get('filesystem') %}:{{ task.node.filesystem }}{% endif %}"
+
+
+def run_label(context) -> str:
+    """A file-name-safe label of the DAG run, so each run's files (and jobs) are its own."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in context["run_id"])
 
 
 def plan_mode(context) -> bool:
@@ -123,11 +129,20 @@ class RunbookStepOperator(BaseOperator):
         continues in resume()."""
         raise NotImplementedError
 
-    def resume(self, context, event: dict) -> Plan:
-        """After apply() deferred: the trigger's event; returns what was done (the changes, the
-        details for the record). The event carries everything a resumed step needs (dag.test()
-        does not hand a deferral's kwargs back)."""
+    def resume(self, context, plan: Plan, event: dict) -> dict | None:
+        """After apply() deferred: the trigger's event (`plan` is the one apply got); returns
+        details for the record. A remote job's event goes to job_done() (see remote_job)."""
+        if "job" in event:
+            return self._job_resumed(context, plan, event)
         raise NotImplementedError
+
+    def job_done(self, context, plan: Plan, result) -> dict | None:
+        """What a finished remote job (remote_job) means: by default its exit status must be 0."""
+        if not result.ok:
+            from airlift.remote import NodeCommandError
+
+            raise NodeCommandError(result)
+        return None
 
     def verify(self, context, plan: Plan) -> Plan:
         """After apply: what is still to change (must be nothing). Probing again by default."""
@@ -167,13 +182,82 @@ class RunbookStepOperator(BaseOperator):
     def execute_complete(self, context, event: dict | None = None, **kwargs) -> dict:
         """Where a step that deferred in apply() continues (`defer_apply`)."""
         self.dry_run = False
+        event = event or {}
+        plan = Plan(**(event.get("plan") or {}))
         with self.step_errors():
-            done = self.resume(context, event or {})
-            return self._finish(context, done, None)
+            return self._finish(context, plan, self.resume(context, plan, event))
 
-    def defer_apply(self, trigger, timeout=None) -> None:
-        """apply() hands the wait to a trigger (the worker slot is freed); resume() gets its event."""
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
+    def defer_apply(self, trigger_class, plan: Plan, timeout: float | None = None, **trigger_kwargs) -> None:
+        """apply() hands the wait to a trigger (the worker slot is freed); resume() gets its
+        event, which carries the plan back."""
+        from datetime import timedelta
+
+        trigger = trigger_class(plan={"changes": plan.changes, "details": plan.details}, **trigger_kwargs)
+        self.defer(trigger=trigger, method_name="execute_complete",
+                   timeout=None if timeout is None else timedelta(seconds=timeout))
+
+    # -- remote jobs ------------------------------------------------------------------------
+    inline_wait = 15.0  # how long a remote job is waited for in the worker before the wait defers
+    job_timeout = 6 * 3600.0
+
+    def remote_job(self, context, nodes, host: str, script: str, args: list[str], plan: Plan) -> dict | None:
+        """Run a script on `host` as this step's remote job (hooks/node.py: detached, its own
+        process group, state on the node, never two copies) and hand the finished job to
+        job_done(). A job still running after `inline_wait` is waited for deferred
+        (RemoteJobTrigger). A retry finds the earlier attempt's job: still running (it waits
+        for it), finished (its result stands) or died (it starts it anew)."""
+        from airlift.remote import JobDied, Result
+        from triggers.remote_job import RemoteJobTrigger
+
+        key, run = self.job_key(context), run_label(context)
+        self._job = (nodes, host, key)
+        state = nodes.start_job(host, key, run, script, args)
+        deadline = time.monotonic() + self.inline_wait
+        while state.state == "running" and state.run == run and time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = nodes.job_status(host, key)
+        if state.run == run and state.state == "finished":
+            return self.job_done(context, plan, Result(host, f"job {key}", state.exit_status,
+                                                       nodes.job_output(host, key), ""))
+        if state.run == run and state.state == "died":
+            raise JobDied(f"{host}: job {key} died (killed, or the node restarted); a retry starts it anew")
+        if state.run != run:
+            self.log.warning("%s: %s's job of run %s still runs on %s; this run's starts after it", self.label,
+                             key, state.run, host)
+        self.log.info("%s: job %s runs on %s (process group %s); waiting for it deferred", self.label, key, host,
+                      state.pgid)
+        self.defer_apply(RemoteJobTrigger, plan, timeout=self.job_timeout, ssh_conn_id=nodes.ssh_conn_id, host=host,
+                         key=key, run=run)
+
+    def _job_resumed(self, context, plan: Plan, event: dict) -> dict | None:
+        from airlift.remote import JobDied, Result
+
+        nodes, host, key = self.job_nodes(), event["host"], event["job"]
+        self._job = (nodes, host, key)
+        if event["run"] != run_label(context):  # another run's job ended: ours starts now
+            return self.apply(context, plan)
+        if event["status"] == "died":
+            raise JobDied(f"{host}: job {key} died (killed, or the node restarted); a retry starts it anew")
+        return self.job_done(context, plan, Result(host, f"job {key}", event["exit_status"],
+                                                   nodes.job_output(host, key), ""))
+
+    def job_nodes(self):
+        """The NodeHook this step's remote jobs run through."""
+        raise NotImplementedError
+
+    def job_key(self, context) -> str:
+        """The step's job on a node: one per DAG, task and map index, whichever run."""
+        from airlift.remote import job_key
+
+        return job_key(self.dag_id, self.task_id, context["ti"].map_index)
+
+    def on_kill(self) -> None:
+        """The task was killed or timed out: end its remote job's process group too."""
+        job = getattr(self, "_job", None)
+        if job:
+            nodes, host, key = job
+            self.log.warning("%s: ending job %s on %s", self.label, key, host)
+            nodes.kill_job(host, key)
 
     def _finish(self, context, plan: Plan, done: dict | None) -> dict:
         left = self.verify(context, plan)
@@ -262,7 +346,7 @@ class NodeScriptOperator(RunbookStepOperator):
 
     def __init__(self, *, args: Sequence[str] = (), ssh_conn_id: str, timeout: float = 3600, **kwargs):
         super().__init__(**kwargs)
-        self.args, self.ssh_conn_id, self.timeout = list(args), ssh_conn_id, timeout
+        self.args, self.ssh_conn_id, self.job_timeout = list(args), ssh_conn_id, timeout
         self._nodes = None
 
     @property
@@ -278,7 +362,7 @@ class NodeScriptOperator(RunbookStepOperator):
 
     def probe(self, context) -> Plan:
         result = self.nodes.run_script(self.node["address"], self.script, ["--check", *self._args()],
-                                       check=False, timeout=self.timeout)
+                                       check=False, timeout=600)
         if result.exit_status == 0:
             return Plan()
         if result.exit_status == self.PENDING:
@@ -288,9 +372,16 @@ class NodeScriptOperator(RunbookStepOperator):
 
         raise NodeCommandError(result)
 
-    def apply(self, context, plan: Plan) -> None:
-        self.nodes.run_script(self.node["address"], self.script, self._args(), timeout=self.timeout,
-                              log_output=True)
+    def apply(self, context, plan: Plan) -> dict | None:
+        return self.remote_job(context, self.nodes, self.node["address"], self.script, self._args(), plan)
+
+    def job_done(self, context, plan: Plan, result) -> None:
+        for line in result.stdout.splitlines():
+            self.log.info("[%s] %s", self.node["server_name"], line)
+        super().job_done(context, plan, result)
+
+    def job_nodes(self):
+        return self.nodes
 
     def close(self) -> None:
         if self._nodes is not None:

@@ -1,46 +1,21 @@
 """Triggers the vpsAdmin waits defer to (the triggerer polls; no worker slot is held): the
-v1.22 transaction queue, a 2.0 transaction chain, an integrity check. Each polls with the
-same sync hook the tasks use, in a thread (asyncio.to_thread), logs progress to the task log
-and fires one event when the wait is over; the task decides what the event means."""
+v1.22 transaction queue, a 2.0 transaction chain, an integrity check. Each logs progress to
+the task log and fires one event when the wait is over; the task decides what it means."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airlift.connections import VPSADMIN_API, VPSADMIN_DB
+from triggers.polling import PollTrigger
 
 CHAIN_FINAL = {2: "done", 4: "failed", 5: "fatal", 6: "resolved"}  # research/vpsadmin.md §3.2
 
 
-class _PollTrigger(BaseTrigger):
-    """Calls `poll()` (sync, in a thread) every `poll_interval` seconds until it returns an
-    event payload."""
-
-    def __init__(self, *, poll_interval: float = 5, **kwargs):
-        super().__init__()
-        self.poll_interval, self.kwargs = poll_interval, kwargs
-
-    def serialize(self) -> tuple[str, dict]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {"poll_interval": self.poll_interval,
-                                                                     **self.kwargs}
-
-    def poll(self) -> dict | None:
-        raise NotImplementedError
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        while (event := await asyncio.to_thread(self.poll)) is None:
-            await asyncio.sleep(self.poll_interval)
-        yield TriggerEvent(event)
-
-
-class TransactionQueueTrigger(_PollTrigger):
+class TransactionQueueTrigger(PollTrigger):
     """Until no v1.22 transaction is queued or running (`t_done = 0`), on one node or all."""
 
-    def __init__(self, *, server_id: int | None = None, mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5):
-        super().__init__(poll_interval=poll_interval, server_id=server_id, mysql_conn_id=mysql_conn_id)
+    def __init__(self, *, server_id: int | None = None, mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5,
+                 plan: dict | None = None):
+        super().__init__(poll_interval=poll_interval, plan=plan, server_id=server_id, mysql_conn_id=mysql_conn_id)
 
     def poll(self) -> dict | None:
         from hooks.vpsadmin_db import VpsAdminDbHook
@@ -57,11 +32,12 @@ class TransactionQueueTrigger(_PollTrigger):
         return None if pending else {"status": "drained"}
 
 
-class TransactionChainTrigger(_PollTrigger):
+class TransactionChainTrigger(PollTrigger):
     """Until a vpsAdmin 2.0 transaction chain is in a final state."""
 
-    def __init__(self, *, chain_id: int, mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5):
-        super().__init__(poll_interval=poll_interval, chain_id=chain_id, mysql_conn_id=mysql_conn_id)
+    def __init__(self, *, chain_id: int, mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5,
+                 plan: dict | None = None):
+        super().__init__(poll_interval=poll_interval, plan=plan, chain_id=chain_id, mysql_conn_id=mysql_conn_id)
 
     def poll(self) -> dict | None:
         from hooks.vpsadmin_db import VpsAdminDbHook
@@ -77,11 +53,12 @@ class TransactionChainTrigger(_PollTrigger):
         return None
 
 
-class IntegrityCheckTrigger(_PollTrigger):
+class IntegrityCheckTrigger(PollTrigger):
     """Until an integrity check started through the 2.0 API is no longer pending."""
 
-    def __init__(self, *, check_id: int, api_conn_id: str = VPSADMIN_API, poll_interval: float = 3):
-        super().__init__(poll_interval=poll_interval, check_id=check_id, api_conn_id=api_conn_id)
+    def __init__(self, *, check_id: int, api_conn_id: str = VPSADMIN_API, poll_interval: float = 3,
+                 plan: dict | None = None):
+        super().__init__(poll_interval=poll_interval, plan=plan, check_id=check_id, api_conn_id=api_conn_id)
 
     def poll(self) -> dict | None:
         from hooks.vpsadmin_api import VpsAdminApiError, VpsAdminApiHook

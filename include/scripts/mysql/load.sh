@@ -9,6 +9,10 @@
 # migration, which leaves tables the dump does not know. Credentials come from ~/.my.cnf.
 set -euo pipefail
 file=$1 database=$2 sha256=$3 replace=${4:-}
+if [[ ! $database =~ ^[A-Za-z0-9_]{1,64}$ ]]; then
+    echo "$database is not a plain database name" >&2
+    exit 2
+fi
 actual=$(sha256sum "$file" | cut -d' ' -f1)
 if [ "$actual" != "$sha256" ]; then
     echo "$file changed since it was dumped: sha256 $actual, expected $sha256" >&2

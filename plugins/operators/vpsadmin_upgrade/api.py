@@ -54,10 +54,12 @@ class DatabaseRestoreOperator(VpsAdminStepOperator):
         return Plan([f"{self.settings['db_host']}: drop every table of {self.settings['database']}, "
                      f"load {self.dump['path']} (sha256 {self.dump['sha256']})"])
 
-    def apply(self, context, plan: Plan) -> None:
-        self.nodes.run_script(self.settings["db_host"], self.script,
-                              [self.dump["path"], self.settings["database"], self.dump["sha256"], "--replace"],
-                              timeout=6 * 3600, log_output=True)
+    def apply(self, context, plan: Plan) -> dict | None:
+        return self.remote_job(context, self.nodes, self.settings["db_host"], self.script,
+                               [self.dump["path"], self.settings["database"], self.dump["sha256"], "--replace"], plan)
+
+    def job_done(self, context, plan: Plan, result) -> None:
+        super().job_done(context, plan, result)
         self.log.warning("%s: database %s restored. Fix the cause of the failed migration, then trigger the "
                          "DAG again.", self.label, self.settings["database"])
 

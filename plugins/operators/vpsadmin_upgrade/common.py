@@ -15,15 +15,10 @@ from airflow.sdk.bases.skipmixin import SkipMixin
 
 from airlift.connections import VPSADMIN_API, VPSADMIN_DB, VPSADMIN_SSH
 from airlift.errors import StepError
-from operators.runbook_step import Plan, RunbookStepOperator
+from operators.runbook_step import Plan, RunbookStepOperator, run_label
 from vpsadmin import crontab, environments
 
 API_ROOT = "/opt/vpsadminapi"
-
-
-def run_label(context) -> str:
-    """A file-name-safe label of the DAG run, so each run's files are its own."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in context["run_id"])
 
 
 class VpsAdminStepOperator(RunbookStepOperator):
@@ -56,6 +51,9 @@ class VpsAdminStepOperator(RunbookStepOperator):
 
         return VpsAdminApiHook(self.api_conn_id)
 
+    def job_nodes(self):
+        return self.nodes
+
     def close(self) -> None:
         nodes = self.__dict__.pop("nodes", None)
         if nodes is not None:
@@ -78,14 +76,19 @@ class MysqlDumpOperator(VpsAdminStepOperator):
         super().__init__(**kwargs)
         self.settings, self.mode, self.file_label, self.tables = settings, mode, label, list(tables)
 
-    def probe(self, context) -> Plan:
+    def _args(self, context) -> list[str]:
         path = (f"{self.settings['backup_dir']}/{self.settings['database']}-{self.file_label}-"
                 f"{run_label(context)}{self.SUFFIX[self.mode]}")
-        args = [self.mode, self.settings["database"], path, *self.tables]
-        return Plan([f"{self.settings['db_host']}: dump.sh {shlex.join(args)}"], work=args)
+        return [self.mode, self.settings["database"], path, *self.tables]
 
-    def apply(self, context, plan: Plan) -> dict:
-        result = self.nodes.run_script(self.settings["db_host"], self.script, plan.work, timeout=6 * 3600)
+    def probe(self, context) -> Plan:
+        return Plan([f"{self.settings['db_host']}: dump.sh {shlex.join(self._args(context))}"])
+
+    def apply(self, context, plan: Plan) -> dict | None:
+        return self.remote_job(context, self.nodes, self.settings["db_host"], self.script, self._args(context), plan)
+
+    def job_done(self, context, plan: Plan, result) -> dict:
+        super().job_done(context, plan, result)
         dump = json.loads(result.stdout.strip().splitlines()[-1])
         if not dump["size"]:
             raise StepError(f"{dump['path']} is empty")
@@ -116,16 +119,19 @@ class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
     def _schema(self) -> str:
         return max(self.db.migrations(), default="0")
 
-    def probe(self, context) -> Plan:
-        host, current = self.settings["api_host"], self._schema()
-        listing = self.nodes.run(host, ["ls", f"{API_ROOT}/db/migrate"], check=False)
+    def _target(self) -> tuple[str, str]:
+        """(the migration to reach, the command that gets there)."""
+        listing = self.nodes.run(self.settings["api_host"], ["ls", f"{API_ROOT}/db/migrate"], check=False)
         available = sorted(name.split("_", 1)[0] for name in listing.stdout.split() if name[:1].isdigit())
-        target = self.version or (available[-1] if available else current)
+        target = self.version or (available[-1] if available else self._schema())
+        return target, f"cd {API_ROOT} && rake db:migrate" + (f" VERSION={int(self.version)}" if self.version else "")
+
+    def probe(self, context) -> Plan:
+        current, (target, command) = self._schema(), self._target()
         if current >= target:
             self.log.info("%s: schema at %s, target %s: nothing to migrate", self.label, current, target)
             return Plan(details={"version": current})
-        command = f"cd {API_ROOT} && rake db:migrate" + (f" VERSION={int(self.version)}" if self.version else "")
-        return Plan([f"{host}: {command}  (schema {current} -> {target})"], work={"command": command, "target": target})
+        return Plan([f"{self.settings['api_host']}: {command}  (schema {current} -> {target})"])
 
     def execute(self, context) -> dict:
         record = super().execute(context)
@@ -135,21 +141,25 @@ class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
             self.skip(ti=context["ti"], tasks=later)
         return record
 
-    def apply(self, context, plan: Plan) -> dict:
+    def apply(self, context, plan: Plan) -> dict | None:
         context["ti"].xcom_push(key=self.STARTED, value=self._schema())
-        host, command = self.settings["api_host"], plan.work["command"]
-        result = self.nodes.run(host, command, check=False, timeout=6 * 3600, log_output=True)
+        return self.remote_job(context, self.nodes, self.settings["api_host"], self._target()[1], [], plan)
+
+    def job_done(self, context, plan: Plan, result) -> dict:
+        target, command = self._target()
         after = self._schema()
+        for line in result.stdout.splitlines():
+            self.log.info("[%s] %s", self.settings["api_host"], line)
         if not result.ok:
-            raise StepError(f"`{command}` on {host} exited {result.exit_status}; the schema stopped at {after}. "
-                            "Approve the restore of the pre-upgrade backup, fix the cause, then run again.\n"
-                            + result.tail(20))
-        if after < plan.work["target"]:
-            raise StepError(f"schema at {after} after `{command}`, expected {plan.work['target']}")
+            raise StepError(f"`{command}` on {self.settings['api_host']} exited {result.exit_status}; the schema "
+                            f"stopped at {after}. Approve the restore of the pre-upgrade backup, fix the cause, then "
+                            "run again.\n" + result.tail(20))
+        if after < target:
+            raise StepError(f"schema at {after} after `{command}`, expected {target}")
         return {"version": after}
 
     def verify(self, context, plan: Plan) -> Plan:
-        return Plan()  # apply compared the schema with the target
+        return Plan()  # job_done compared the schema with the target
 
 
 class PoolInventoryOperator(VpsAdminStepOperator):

@@ -109,12 +109,14 @@ class EncodingReloadOperator(VpsAdminStepOperator):
     def probe(self, context) -> Plan:
         return Plan([f"{self.settings['db_host']}: load.sh {self.dump['path']} {self.scratch}; verify every row"])
 
-    def apply(self, context, plan: Plan) -> dict:
-        st = self.statements
-        self.db.run(identifiers(st["drop_database"], database=self.scratch), autocommit=True)
-        self.db.run(identifiers(st["create_scratch"], database=self.scratch), autocommit=True)
-        self.nodes.run_script(self.settings["db_host"], self.script,
-                              [self.dump["path"], self.scratch, self.dump["sha256"]], timeout=6 * 3600)
+    def apply(self, context, plan: Plan) -> dict | None:
+        # load.sh --replace empties the scratch database first, so a retry reloads it whole
+        self.db.run(identifiers(self.statements["create_scratch"], database=self.scratch), autocommit=True)
+        return self.remote_job(context, self.nodes, self.settings["db_host"], self.script,
+                               [self.dump["path"], self.scratch, self.dump["sha256"], "--replace"], plan)
+
+    def job_done(self, context, plan: Plan, result) -> dict:
+        super().job_done(context, plan, result)
         return {"scratch": self.scratch, "verified": self._round_trip(), "dump": self.dump}
 
     def _round_trip(self) -> dict:
@@ -201,5 +203,5 @@ class TimezonesOperator(VpsAdminStepOperator):
         return Plan([f"{self.settings['db_host']}: mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql mysql"],
                      details={"found": {k: str(v) for k, v in check.items()}})
 
-    def apply(self, context, plan: Plan) -> None:
-        self.nodes.run_script(self.settings["db_host"], self.script, [], timeout=1800)
+    def apply(self, context, plan: Plan) -> dict | None:
+        return self.remote_job(context, self.nodes, self.settings["db_host"], self.script, [], plan)

@@ -6,7 +6,7 @@
 DROP DATABASE IF EXISTS {database}
 
 -- name: create_scratch
-CREATE DATABASE {database} CHARACTER SET utf8
+CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8
 
 -- name: create_old
 CREATE DATABASE IF NOT EXISTS {database}

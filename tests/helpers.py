@@ -166,13 +166,12 @@ def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_g
 def detached_step(operator_class, product: str = "vpsadmin", **kwargs):
     """A step operator as a DAG of `product` holds it after parsing (its SQL and script files
     resolved), to execute outside a DAG run: `op.execute({"params": {"dry_run": False}})`."""
-    import uuid
-
     from airflow.sdk import DAG
 
     from airlift.sql import template_searchpath
 
-    with DAG(f"detached_{uuid.uuid4().hex[:8]}", schedule=None, template_searchpath=template_searchpath(product)):
+    # one DAG id: a retry of the same step (a second detached_step) is the same job on a node
+    with DAG(f"detached_{product}", schedule=None, template_searchpath=template_searchpath(product)):
         op = operator_class(**kwargs)
     op.resolve_template_files()
     return op
@@ -192,3 +191,31 @@ def rendered_fields(dag_id: str, task_id: str, map_index: int = -1) -> dict:
             RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id,
             RenderedTaskInstanceFields.task_id == task_id, RenderedTaskInstanceFields.map_index == map_index)).one()
         return row.rendered_fields
+
+
+class StepTi:
+    """The parts of a task instance a step uses outside a DAG run: its map index and XComs."""
+
+    def __init__(self, map_index: int = -1):
+        self.map_index, self.xcoms = map_index, {}
+
+    def xcom_push(self, key, value):
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
+        return self.xcoms.get(key)
+
+
+def step_context(run_id: str = "manual__fault_test", map_index: int = -1, **params) -> dict:
+    """A context to execute a detached step with (dry_run false unless given)."""
+    return {"run_id": run_id, "ti": StepTi(map_index), "params": {"dry_run": False, **params}}
+
+
+def node_shim(lab, node: str, tool: str, before: str) -> Path:
+    """Put /usr/local/bin/<tool> on a node, in front of the real one: it runs `before`
+    (e.g. a sleep, to make a step last), counts its calls in /root/<tool>-calls, then execs
+    the real tool. Returns the call counter's path on the host."""
+    shim = lab.node_root(node) / "usr/local/bin" / tool
+    shim.write_text(f"#!/bin/bash\necho $$ >> /root/{tool}-calls\n{before}\nexec /usr/bin/{tool} \"$@\"\n")
+    shim.chmod(0o755)
+    return lab.node_root(node) / f"root/{tool}-calls"

@@ -10,6 +10,7 @@
 # partial one is replaced. The dump is written to OUTPUT.partial and renamed when complete.
 # Prints one JSON line: {"path", "size", "sha256", "reused"}.
 set -euo pipefail
+umask 077  # the dump holds every password hash of the panel: readable by root only, from its first byte
 
 mode=$1 database=$2 output=$3
 shift 3

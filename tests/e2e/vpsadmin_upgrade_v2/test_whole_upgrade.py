@@ -4,21 +4,17 @@ run changes nothing; a failed migration is restored to the pre-upgrade database.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 from lab.core.nodes import run_in_node
-from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, real_run_conf
+from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, expected_after_move, nas_files, real_run_conf
 from tests.helpers import diff_states, query, rendered_fields, run_dag, scalar, table_checksums, world_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
 FINAL_VERSION = "20151213173722"
-NAS_ROOT = "storage/vpsfree.cz/nas"
 BACKUP_ROOT = "backup/vpsfree.cz/backup"
 MAIL_TEMPLATES = {"vps_config_change", "vps_resources_change", "user_create", "user_suspend", "user_resume",
                   "user_soft_delete", "user_revive", "expiration_user_active", "snapshot_download_ready",
@@ -34,26 +30,6 @@ def zfs(lab, node: str, *args: str) -> list[str]:
     result = run_in_node(lab.node_root(node), "zfs " + " ".join(args))
     assert result.returncode == 0, result.stderr
     return [line for line in result.stdout.decode().splitlines() if line]
-
-
-def nas_files(lab) -> dict[str, str]:
-    """{path under the NAS root: sha256} of every file (hidden ones too) on storage1."""
-    root = lab.node_root("storage1") / NAS_ROOT
-    files = {}
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath) / name
-            files[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return files
-
-
-def expected_after_move(path: str, new_private: str) -> str:
-    """Where a NAS file is after the upgrade: the `<m>/private` child dataset is renamed and,
-    like its parent, keeps its data under its own private/."""
-    member, rest = path.split("/", 1)
-    if rest.startswith("private/"):
-        return f"{member}/{new_private}/private/{rest[len('private/'):]}"
-    return f"{member}/private/{rest}"
 
 
 def expected_resources(lab) -> dict[int, dict[str, int]]:

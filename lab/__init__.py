@@ -15,8 +15,10 @@ beside it (lab/vpsadmin/), listed in lab/core/products.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,8 +45,11 @@ class Lab:
         server = mysql.resolve(lab_dir, os.environ.get("LAB_MYSQL_URL"))
         cfg = LabConfig(lab_dir=str(lab_dir), ssh_port=ssh_port, mysql_host=server["host"],
                         mysql_port=server["port"], mysql_user=server["user"],
-                        mysql_password=server["passwd"], vpsadmin_db=vpsadmin_db, scale=scale)
+                        mysql_password=server["passwd"], vpsadmin_db=vpsadmin_db, scale=scale,
+                        app_user="vpsadmin_" + hashlib.sha256(vpsadmin_db.encode()).hexdigest()[:10],
+                        app_password=secrets.token_urlsafe(18).replace("-", "x").replace("_", "y"))
         cfg.save()
+        mysql.create_user(cfg.mysql_kwargs(), cfg.app_user, cfg.app_password)
         return cls(cfg)
 
     @classmethod
@@ -130,6 +135,8 @@ class Lab:
         for (name,) in scratch:
             mysql.drop_database(kwargs, name)
         mysql.drop_database(kwargs, self.cfg.vpsadmin_db)
+        if self.cfg.app_user:
+            mysql.drop_user(kwargs, self.cfg.app_user)
         shutil.rmtree(self.cfg.root, ignore_errors=True)
 
     # -- what clients need ---------------------------------------------------------------

@@ -219,3 +219,61 @@ def node_shim(lab, node: str, tool: str, before: str) -> Path:
     shim.write_text(f"#!/bin/bash\necho $$ >> /root/{tool}-calls\n{before}\nexec /usr/bin/{tool} \"$@\"\n")
     shim.chmod(0o755)
     return lab.node_root(node) / f"root/{tool}-calls"
+
+
+def lab_secrets(lab) -> dict[str, str]:
+    """The secrets a run must never show: the database password of vpsAdmin's account, the
+    API admin's password, a line of the SSH client key."""
+    key_lines = lab.cfg.client_key.read_text().splitlines()
+    conns = lab.connections()
+    return {"database password": lab.cfg.app_password, "API password": conns["vpsadmin_api"]["password"],
+            "SSH key": key_lines[len(key_lines) // 2]}
+
+
+def run_artifacts(dag_id: str) -> str:
+    """Everything the latest run of a DAG stored for the UI, as text: XCom values, rendered
+    template fields, the approval requests."""
+    import json
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)
+                                 .order_by(DagRun.id.desc()).limit(1)).one()
+        parts = [json.dumps(XComModel.deserialize_value(x), default=str) for x in
+                 session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id))]
+        parts += [json.dumps(r.rendered_fields, default=str) for r in session.scalars(
+            select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == dag_id,
+                                                     RenderedTaskInstanceFields.run_id == run_id))]
+        parts += [f"{h.subject}\n{h.body}" for h in session.scalars(
+            select(HITLDetail).join(TaskInstance, HITLDetail.ti_id == TaskInstance.id).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id))]
+    return "\n".join(parts)
+
+
+def secret_holders(lab, secrets: dict[str, str]) -> dict[str, int]:
+    """{node/path: mode} of every file on the lab's nodes that holds one of the secrets."""
+    found = {}
+    values = [v.encode() for v in secrets.values()]
+    for node_dir in sorted(lab.cfg.nodes_dir.iterdir()):
+        for dirpath, dirnames, filenames in os.walk(node_dir):
+            rel_dir = Path(dirpath).relative_to(node_dir)
+            dirnames[:] = [d for d in dirnames if str(rel_dir / d) not in ("proc", "dev", "usr")]
+            for name in filenames:
+                path = Path(dirpath) / name
+                if path.is_symlink() or not path.is_file():
+                    continue
+                data = path.read_bytes()
+                if path.suffix == ".gz":
+                    import gzip
+
+                    data = gzip.decompress(data)
+                if any(v in data for v in values):
+                    found[f"{node_dir.name}/{rel_dir / name}"] = path.stat().st_mode & 0o777
+    return found

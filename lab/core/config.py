@@ -39,6 +39,10 @@ class LabConfig:
     mysql_password: str = ""
     vpsadmin_db: str = "vpsadmin"
     scale: int = 1
+    # vpsAdmin's own database account (what its nodes' configs and the DAGs' connection use),
+    # with a password of its own, so a test can look for that secret everywhere a run wrote.
+    app_user: str = ""
+    app_password: str = ""
 
     @property
     def root(self) -> Path:
@@ -86,9 +90,17 @@ class LabConfig:
             "passwd": self.mysql_password,
         }
 
+    def app_kwargs(self) -> dict:
+        """MySQLdb.connect keyword arguments of vpsAdmin's account (no database)."""
+        return {**self.mysql_kwargs(), "user": self.app_user, "passwd": self.app_password}
+
     def save(self) -> None:
+        """state.json, readable by its owner only (it holds the passwords)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "state.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        state = self.root / "state.json"
+        state.touch(mode=0o600)
+        state.chmod(0o600)
+        state.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, lab_dir: Path | None = None) -> LabConfig:

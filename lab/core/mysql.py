@@ -103,6 +103,18 @@ def admin(kwargs: dict, sql: str, params=None) -> list[tuple]:
         conn.close()
 
 
+def create_user(kwargs: dict, user: str, password: str) -> None:
+    """An account with every privilege, as a vpsAdmin upgrade needs (DDL, dumps with a global
+    read lock, the time zone tables, scratch databases)."""
+    admin(kwargs, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (user, password))
+    admin(kwargs, "ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    admin(kwargs, "GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (user,))
+
+
+def drop_user(kwargs: dict, user: str) -> None:
+    admin(kwargs, "DROP USER IF EXISTS %s@'%%'", (user,))
+
+
 def drop_database(kwargs: dict, name: str) -> None:
     admin(kwargs, f"DROP DATABASE IF EXISTS `{name}`")
 

@@ -68,7 +68,7 @@ def connections(cfg: LabConfig) -> dict[str, dict]:
     return {
         "vpsadmin_db": {
             "conn_type": "mysql", "host": cfg.mysql_host, "port": cfg.mysql_port,
-            "login": cfg.mysql_user, "password": cfg.mysql_password,
+            "login": cfg.app_user, "password": cfg.app_password,
             "schema": cfg.vpsadmin_db, "extra": {"charset": "utf8mb4"},
         },
         # The 2.0 API (lab/vpsadmin/api.py) once `thin` runs it; the seed's admin password is

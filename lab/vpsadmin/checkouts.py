@@ -191,8 +191,8 @@ def _write_git(checkout: Path, repo: str, index: dict[str, str]) -> None:
 
 def database_yml(cfg: LabConfig) -> str:
     return ("production:\n  adapter: mysql2\n  encoding: utf8\n"
-            f"  host: {cfg.mysql_host}\n  port: {cfg.mysql_port}\n  username: {cfg.mysql_user}\n"
-            f"  password: \"{cfg.mysql_password or ''}\"\n  database: {cfg.vpsadmin_db}\n  pool: 5\n")
+            f"  host: {cfg.mysql_host}\n  port: {cfg.mysql_port}\n  username: {cfg.app_user}\n"
+            f"  password: \"{cfg.app_password}\"\n  database: {cfg.vpsadmin_db}\n  pool: 5\n")
 
 
 API_INIT = """\

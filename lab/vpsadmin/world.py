@@ -30,6 +30,15 @@ MAILTO=root
 0 7 * * * ruby /opt/vpsadmind/daily_report.rb
 """
 
+
+
+def site_crontab(cfg: LabConfig) -> str:
+    """A site's own job in the same crontab (not the runbook's: the upgrade leaves it alone),
+    with the database password on its command line, as such jobs often have it."""
+    return (f"# site jobs\n15 2 * * * mysqldump -u{cfg.app_user} -p{cfg.app_password} {cfg.vpsadmin_db} "
+            "| gzip > /root/nightly.sql.gz\n")
+
+
 VPSADMIND_INIT = """\
 #!/bin/bash
 # vpsadmind        vpsAdmin node daemon
@@ -58,15 +67,15 @@ def lay_out(cfg: LabConfig, conn, pools: bool = True) -> None:
         node = next(h for h in HOSTS if h.server and h.server["server_id"] == server["server_id"])
         _hypervisor_files(cfg.node_root(node.name), server["server_id"], conn)
     api = cfg.node_root(host_with_role("api").name)
-    write_file(api / "var/spool/cron/root", CLUSTER_CRONTAB, 0o600)
+    write_file(api / "var/spool/cron/root", CLUSTER_CRONTAB + site_crontab(cfg), 0o600)
     write_file(api / "var/www/vpsadmin/config.php",
            "<?php\ndefine('DB_HOST', 'db');\ndefine('DB_USER', 'vpsadmin');\n"
            f"define('DB_NAME', '{cfg.vpsadmin_db}');\ndefine('WWW_ROOT', '/var/www/vpsadmin/');\n")
     (api / "var/log/vpsadmin").mkdir(parents=True, exist_ok=True)
     db = cfg.node_root(host_with_role("db").name)
     write_file(db / "root/.my.cnf",
-           f"[client]\nhost={cfg.mysql_host}\nport={cfg.mysql_port}\nuser={cfg.mysql_user}\n"
-           f"password={cfg.mysql_password}\n", 0o600)
+           f"[client]\nhost={cfg.mysql_host}\nport={cfg.mysql_port}\nuser={cfg.app_user}\n"
+           f"password={cfg.app_password}\n", 0o600)
     (db / DB_BACKUP_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
     checkouts.lay_out(cfg, conn)  # git checkouts of 1.22 and their 2.0 remotes
     # Last: the ZFS datasets adopt the directories written above (vz/private/<veid>).
@@ -82,8 +91,8 @@ def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:
     write_file(root / "opt/vpsadmind/vpsadmind.rb", "#!/usr/bin/env ruby\n# vpsAdmind 1.22 (lab)\n", 0o755)
     # The 1.22 layout of /etc/vpsadmin/vpsadmind.yml (threads, handlers, backuper; no queues).
     write_file(root / "etc/vpsadmin/vpsadmind.yml",
-           f":db:\n  :host: {cfg.mysql_host}:{cfg.mysql_port}\n  :user: {cfg.mysql_user}\n"
-           f"  :pass: '{cfg.mysql_password or ''}'\n  :name: {cfg.vpsadmin_db}\n"
+           f":db:\n  :host: {cfg.mysql_host}:{cfg.mysql_port}\n  :user: {cfg.app_user}\n"
+           f"  :pass: '{cfg.app_password}'\n  :name: {cfg.vpsadmin_db}\n"
            f":vpsadmin:\n  :server_id: {host.server['server_id']}\n  :domain: vpsfree.cz\n"
            "  :threads: 6\n  :check_interval: 1\n  :status_interval: 30\n"
            ":backuper:\n  :lock_interval: 30\n  :mountpoint: /mnt/vpsadmin-backup\n", 0o600)

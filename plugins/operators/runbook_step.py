@@ -266,7 +266,7 @@ class RunbookStepOperator(BaseOperator):
         self.log.info("%s: %d change(s) made", self.label, len(plan.changes))
         return self.record(plan, applied=True, **(done or {}))
 
-    def record(self, plan: Plan, applied: bool, **details) -> dict:
+    def record(self, plan: Plan, /, applied: bool, **details) -> dict:
         record = {"step": self.step, "dry_run": self.dry_run, "changes": plan.changes, "applied": applied}
         if isinstance(self.node, dict) and "server_name" in self.node:
             record["node"] = self.node["server_name"]

@@ -1,8 +1,10 @@
-"""Disabling the cluster crontab (pure text transformation).
+"""The cluster crontab across the upgrade (pure text transformations).
 
-Jobs are commented out with a recognisable prefix rather than deleted, so the file still
-says what ran, a second pass finds nothing to do, and re-enabling a job later is a matter of
-removing the prefix. Environment lines (MAILTO=...) and comments stay as they are.
+Only the runbook's jobs are touched (its "Cron jobs": the v1.22 cluster jobs); a site's own
+jobs in the same crontab stay as they are. The jobs are commented out with a recognisable
+prefix rather than deleted, so the file still says what ran, a second pass finds nothing to
+do, and re-enabling a job is a matter of removing the prefix. What changed is reported by the
+job's script name and schedule, never as the whole line: a cron line may carry a password.
 """
 
 from __future__ import annotations
@@ -10,33 +12,12 @@ from __future__ import annotations
 import re
 
 DISABLED = "#airlift-disabled# "
+REPLACED = "#airlift-replaced# "
 _ENV = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
-
-
-def is_job(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#") and not _ENV.match(line)
-
-
-def disable_all(text: str) -> tuple[str, list[str]]:
-    """(new crontab text, the job lines that get disabled)."""
-    disabled, lines = [], []
-    for line in text.splitlines():
-        if is_job(line):
-            disabled.append(line)
-            line = DISABLED + line
-        lines.append(line)
-    return ("\n".join(lines) + "\n" if lines else ""), disabled
-
-
-def active_jobs(text: str) -> list[str]:
-    return [line for line in text.splitlines() if is_job(line)]
-
 
 # What v2.0 does instead of each v1.22 cluster job (runbook: "Cron jobs"). savetransfers.rb
 # stays; the lifetimes and daily-report jobs become the Airflow DAGs vpsadmin_lifetimes and
 # vpsadmin_daily_report; backups are run by vpsadmin-scheduler.
-REPLACED = "#airlift-replaced# "
 V2_REPLACEMENTS = {
     "backup.rb": "vpsadmin-scheduler (repeatable tasks of the API)",
     "cron_delete.php": "Airflow DAG vpsadmin_lifetimes (vpsadmin:lifetimes:progress)",
@@ -45,30 +26,59 @@ V2_REPLACEMENTS = {
     "daily_report.rb": "Airflow DAG vpsadmin_daily_report (vpsadmin:mail_daily_report)",
 }
 V2_KEPT = ("savetransfers.rb",)
+RUNBOOK_JOBS = (*V2_REPLACEMENTS, *V2_KEPT)
 
 
-def _job(line: str) -> str | None:
-    """The job of a line, active or disabled by `disable_all`; None for other lines."""
-    if line.startswith(DISABLED):
-        line = line[len(DISABLED):]
-    return line if is_job(line) else None
+def is_job(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#") and not _ENV.match(line)
+
+
+def runbook_job(line: str) -> str | None:
+    """The runbook job a crontab line runs (its script's file name), or None: a line of
+    another job, a comment, an environment line."""
+    if not is_job(line):
+        return None
+    words = line.split()
+    command = words[1:] if words[0].startswith("@") else words[5:]
+    return next((name for name in RUNBOOK_JOBS for word in command if word.rsplit("/", 1)[-1] == name), None)
+
+
+def _schedule(line: str) -> str:
+    words = line.split()
+    return words[0] if words[0].startswith("@") else " ".join(words[:5])
+
+
+def disable_runbook_jobs(text: str) -> tuple[str, list[str]]:
+    """(new crontab text, what changes: `disable <script> (<schedule>)`)."""
+    changes, lines = [], []
+    for line in text.splitlines():
+        name = runbook_job(line)
+        if name is not None:
+            changes.append(f"disable {name} ({_schedule(line)})")
+            line = DISABLED + line
+        lines.append(line)
+    return ("\n".join(lines) + "\n" if lines else ""), changes
+
+
+def active_jobs(text: str) -> list[str]:
+    return [line for line in text.splitlines() if is_job(line)]
 
 
 def replace_for_v2(text: str) -> tuple[str, list[str]]:
-    """(new crontab text, what changed): jobs v2.0 keeps are enabled again, jobs it replaces
-    are marked with what replaces them, other jobs stay as they are."""
+    """(new crontab text, what changes): jobs v2.0 keeps are enabled again, jobs it replaces
+    are marked with what replaces them, other lines stay as they are."""
     lines, changes = [], []
     for line in text.splitlines():
-        job = _job(line)
-        if job is not None and any(name in job for name in V2_KEPT):
+        job = line[len(DISABLED):] if line.startswith(DISABLED) else line
+        name = runbook_job(job)
+        if name in V2_KEPT:
             if line != job:
-                changes.append(f"enable `{job}`")
+                changes.append(f"enable {name} ({_schedule(job)})")
             line = job
-        elif job is not None:
-            replacement = next((r for name, r in V2_REPLACEMENTS.items() if name in job), None)
-            if replacement is not None:
-                changes.append(f"replace `{job}` by {replacement}")
-                lines.append(f"# replaced in vpsAdmin 2.0 by {replacement}:")
-                line = REPLACED + job
+        elif name is not None:
+            changes.append(f"replace {name} ({_schedule(job)}) by {V2_REPLACEMENTS[name]}")
+            lines.append(f"# replaced in vpsAdmin 2.0 by {V2_REPLACEMENTS[name]}:")
+            line = REPLACED + job
         lines.append(line)
     return ("\n".join(lines) + "\n" if lines else ""), changes

@@ -3,7 +3,7 @@
 node sandbox on the host's /usr/bin/python3.
 
 The table is where cronie keeps it, /var/spool/cron/<user>. `crontab -l`, `-r`, and
-installing from a file or stdin (`-`) with cronie's checks: every line a job, an
+installing from a file or stdin (`-`), mode 0600, with cronie's checks: every line a job, an
 environment setting or a comment ("bad minute" otherwise), a newline at the end.
 """
 
@@ -53,7 +53,7 @@ def crontab(args):
         if text and not text.endswith("\n"):
             toolbox.err('new crontab file is missing newline before EOF, can\'t install.')
             return 1
-        toolbox.write(path, text)
+        toolbox.write(path, text, 0o600)  # cronie's spool files are the owner's alone
         return 0
     toolbox.err("usage:\tcrontab [-u user] file\n\tcrontab [-u user] [ -e | -l | -r ]")
     return 1

@@ -15,6 +15,7 @@ from airflow.sdk.bases.skipmixin import SkipMixin
 
 from airlift.connections import VPSADMIN_API, VPSADMIN_DB, VPSADMIN_SSH
 from airlift.errors import StepError
+from airlift.remote import NodeCommandError
 from operators.runbook_step import Plan, RunbookStepOperator, run_label
 from vpsadmin import crontab, environments
 
@@ -210,7 +211,9 @@ class NodeFileEditOperator(VpsAdminStepOperator):
 
     def apply(self, context, plan: Plan) -> None:
         quoted, kept = shlex.quote(self.path()), shlex.quote(self.path() + self.keep_suffix)
-        self.nodes.run(self.node["address"], f"test -e {kept} || cp -p {quoted} {kept}; "
+        # umask 077: the new file (it may hold passwords) is root's alone from its first byte,
+        # until it gets the original's mode
+        self.nodes.run(self.node["address"], f"umask 077; test -e {kept} || cp -p {quoted} {kept}; "
                                              f"cat > {quoted}.airlift && chmod --reference={quoted} {quoted}.airlift "
                                              f"&& mv {quoted}.airlift {quoted}", stdin=plan.work)
 
@@ -233,9 +236,11 @@ class CrontabEditOperator(VpsAdminStepOperator):
     def probe(self, context) -> Plan:
         host = self.settings["api_host"]
         current = self.nodes.run(host, ["crontab", "-l"], check=False)
-        if not current.ok:
-            self.log.info("%s: %s has no crontab (%s)", self.label, host, current.tail(1))
+        if current.exit_status == 1 and "no crontab for" in current.stderr:
+            self.log.info("%s: %s has no crontab", self.label, host)
             return Plan()
+        if not current.ok:  # anything else is not "no crontab": crontab missing, a broken spool
+            raise NodeCommandError(current)
         new_text, changes = self.transform(current.stdout)
         return Plan([f"{host}: {change}" for change in changes], work=(current.stdout, new_text))
 
@@ -248,14 +253,15 @@ class CrontabEditOperator(VpsAdminStepOperator):
 
 
 class CrontabDisableOperator(CrontabEditOperator):
-    """Comments out every job of the cluster crontab (root's crontab on the API/web host) with
-    a `#airlift-disabled#` prefix; the original is kept in /root/crontab.v1.22."""
+    """Comments out the runbook's jobs in the cluster crontab (root's crontab on the API/web
+    host) with a `#airlift-disabled#` prefix; the site's other jobs stay as they are (the
+    runbook says "disable all jobs", which would leave a site's own jobs off for good). The
+    original is kept in /root/crontab.v1.22 (0600)."""
 
     saved_copy = "/root/crontab.v1.22"
 
     def transform(self, text: str) -> tuple[str, list[str]]:
-        new_text, disabled = crontab.disable_all(text)
-        return new_text, [f"disable `{line}`" for line in disabled]
+        return crontab.disable_runbook_jobs(text)
 
 
 class WebMountsOperator(VpsAdminStepOperator):

@@ -96,17 +96,14 @@ class IntegrityCheckOperator(VpsAdminStepOperator):
         return Plan(["POST /v1/integrity_checks storage=true vps=true"])
 
     def apply(self, context, plan: Plan) -> None:
-        from datetime import timedelta
-
         from triggers.vpsadmin import IntegrityCheckTrigger
 
         check_id = self.api.create_integrity_check(storage=True, vps=True)
         self.log.info("%s: integrity check %d started; waiting for it (deferred)", self.label, check_id)
-        self.defer_apply(IntegrityCheckTrigger(api_conn_id=self.api_conn_id, check_id=check_id,
-                                               poll_interval=self.poll_interval),
-                         timeout=timedelta(seconds=self.timeout))
+        self.defer_apply(IntegrityCheckTrigger, plan, timeout=self.timeout, api_conn_id=self.api_conn_id,
+                         check_id=check_id, poll_interval=self.poll_interval)
 
-    def resume(self, context, event: dict) -> Plan:
+    def resume(self, context, plan: Plan, event: dict) -> dict:
         if event.get("status") != "done":
             raise StepError(f"integrity check {event.get('check_id')}: {event.get('message', event)}")
         check_id, check = event["check_id"], event["check"]
@@ -123,9 +120,8 @@ class IntegrityCheckOperator(VpsAdminStepOperator):
             raise StepError(f"{len(high)} high-severity fact(s) are false in integrity check {check_id} (set "
                             "integrity_allow_high to go on):\n"
                             + "\n".join(f"{f.get('object')}: {f.get('name')}: {f.get('message')}" for f in high[:20]))
-        return Plan([f"integrity check {check_id}: storage and vps"], details={
-            "check_id": check_id, "summary": summary, "high_false_facts": len(high),
-            "false_facts": [{k: f.get(k) for k in ("object", "name", "severity", "message")} for f in facts[:100]]})
+        return {"check_id": check_id, "summary": summary, "high_false_facts": len(high),
+                "false_facts": [{k: f.get(k) for k in ("object", "name", "severity", "message")} for f in facts[:100]]}
 
     def verify(self, context, plan: Plan) -> Plan:
         return Plan()  # a check is a report, not a state to reach

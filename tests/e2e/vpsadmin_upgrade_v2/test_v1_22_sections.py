@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lab.vpsadmin.v1_22.seed import KNOWN_TEXT
-from lab.vpsadmin.world import CLUSTER_CRONTAB
+from lab.vpsadmin.world import CLUSTER_CRONTAB, site_crontab
 from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, real_run_conf
 from tests.helpers import diff_states, query, rendered_fields, run_dag, scalar, table_checksums, world_state
 
@@ -61,9 +61,10 @@ def assert_world_upgraded(lab, umount_expected: set[int]) -> None:
     jobs = [line for line in CLUSTER_CRONTAB.splitlines() if line and not line.startswith(("#", "MAILTO"))]
     for job in jobs:
         assert f"#airlift-disabled# {job}" in crontab.splitlines()
-    assert not [line for line in crontab.splitlines()
-                if line.strip() and not line.startswith("#") and "=" not in line.split()[0]]
-    assert node_file(lab, "vpsadmin", "/root/crontab.v1.22") == CLUSTER_CRONTAB
+    active = [line for line in crontab.splitlines() if line.strip() and not line.startswith("#")
+              and "=" not in line.split()[0]]
+    assert active == site_crontab(lab.cfg).splitlines()[1:], "the site's own job stays on"
+    assert node_file(lab, "vpsadmin", "/root/crontab.v1.22") == CLUSTER_CRONTAB + site_crontab(lab.cfg)
     # Every backup mount is gone and the transactions that deleted them finished.
     assert scalar(lab, "SELECT COUNT(*) FROM vps_mount m INNER JOIN storage_export e "
                        "ON m.storage_export_id = e.id WHERE e.data_type = 'backup'") == 0

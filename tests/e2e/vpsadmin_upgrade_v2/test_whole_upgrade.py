@@ -10,7 +10,18 @@ import pytest
 
 from lab.core.nodes import run_in_node
 from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, expected_after_move, nas_files, real_run_conf
-from tests.helpers import diff_states, query, rendered_fields, run_dag, scalar, table_checksums, world_state
+from tests.helpers import (
+    diff_states,
+    lab_secrets,
+    query,
+    rendered_fields,
+    run_artifacts,
+    run_dag,
+    scalar,
+    secret_holders,
+    table_checksums,
+    world_state,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
@@ -57,7 +68,14 @@ def expected_resources(lab) -> dict[int, dict[str, int]]:
     return totals
 
 
-def test_whole_upgrade_then_rerun_changes_nothing(lab_world):
+# Where the database password belongs (each readable by root only), and nowhere else.
+SECRET_HOLDERS = {"db/root/.my.cnf", "vpsadmin/opt/vpsadminapi/config/database.yml", "vpsadmin/var/spool/cron/root",
+                  "vpsadmin/root/crontab.v1.22", *(f"{node}/etc/vpsadmin/vpsadmind.yml{suffix}"
+                                                   for node in ("vpsadmin", "node1", "node2", "storage1", "backup1")
+                                                   for suffix in ("", ".v1.22"))}
+
+
+def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     lab = lab_world()
     files_before = nas_files(lab)
     assert any("/." in f or f.split("/", 1)[1].startswith(".") for f in files_before), "seeded hidden files"
@@ -71,6 +89,16 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world):
     assert state == "success", {t: s for t, s in tis.items() if s != "success"}
     assert answered == [(GATE, "Approve")]
     assert tis["api.restore_database"] == "skipped"
+
+    # no secret in a task log, an XCom, a rendered field or an approval; on the nodes only
+    # where it belongs, readable by root only
+    secrets, output = lab_secrets(lab), capfd.readouterr()
+    shown = output.out + output.err + run_artifacts(DAG_ID)
+    assert "vpsadmind.yml" in shown and len(shown) > 100_000, "the logs and XComs were read"
+    assert [name for name, value in secrets.items() if value in shown] == []
+    holders = secret_holders(lab, secrets)
+    assert set(holders) == SECRET_HOLDERS
+    assert {path: oct(mode) for path, mode in holders.items() if mode & 0o077} == {}
 
     # schema, environments, servers
     assert scalar(lab, "SELECT MAX(version) FROM schema_migrations") == FINAL_VERSION

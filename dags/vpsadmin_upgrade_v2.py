@@ -94,7 +94,11 @@ with DAG(
                                          title="Playground environments", description="Environment labels where "
                                          "users with m_playground_enable may not create VPSes."),
         "sharenfs_subnets": Param([], type="array", items={"type": "string"}, title="NFS subnets",
-                                  description="Networks every pool's sharenfs allows; empty: every server's /24."),
+                                  description="IPv4 networks (a.b.c.d/n, /16 or narrower) the pools' sharenfs allows "
+                                              "read-write, exactly these; required for a real run."),
+        "sharenfs_hypervisor_pools": Param(False, type="boolean", title="sharenfs on hypervisor pools",
+                                           description="Share the hypervisors' pools too (every VPS's data); "
+                                                       "off: only NAS and backup pools."),
         "web_root": Param("/var/www/vpsadmin", type="string", title="Web interface checkout"),
         "production_environment": Param("Production", type="string", title="ENV_VPS_PRODUCTION_ID's label"),
         "api_url": Param("", type="string", title="API_URL in config.php",
@@ -169,10 +173,11 @@ with DAG(
         update_api = NodeScriptOperator(step="api.update-api", node=api_node, script="git-pull.sh",
                                         args=["/opt/vpsadminapi", "bundler"])
         migrate_pinned = RakeMigrateOperator(
-            step="api.migrate-pinned", settings=settings, version=preflight.PINNED_VERSION, retries=0,
+            step="api.migrate-pinned", settings=settings, version=preflight.PINNED_VERSION,
             execution_timeout=timedelta(hours=6),
             doc_md=f"`rake db:migrate VERSION={preflight.PINNED_VERSION}` on the API host (stray VPSes and empty "
-                   "time zone tables make it fail). A failure is not retried: the next two tasks offer the restore.")
+                   "time zone tables make it fail). A retry attaches to the rake already running; a rake that "
+                   "failed is not run again: the next two tasks offer the restore.")
         approve_restore = api.RestoreGateOperator(
             task_id="approve_restore", step="api.migrate-pinned", migrate_task_id=migrate_pinned.task_id,
             plan=backup.output, subject="The migration failed: restore the pre-upgrade backup?",
@@ -272,7 +277,7 @@ with DAG(
 
     with TaskGroup("finalize", tooltip="runbook: Finalize migrations ... Known issues") as finalize_group:
         migrate_final = RakeMigrateOperator(
-            step="api.migrate-final", settings=settings, retries=0, execution_timeout=timedelta(hours=6),
+            step="api.migrate-final", settings=settings, execution_timeout=timedelta(hours=6),
             doc_md="The remaining migrations, after the old backups are registered (one drops vps_backups).")
         remount = finalize.NasRemountOperator(step="nas.remount")
         remount_wait = TransactionChainSensor(task_id="nas_remount_wait", step="nas.remount", fired_by=remount.output)

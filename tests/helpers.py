@@ -212,13 +212,22 @@ def step_context(run_id: str = "manual__fault_test", map_index: int = -1, **para
 
 
 def node_shim(lab, node: str, tool: str, before: str) -> Path:
-    """Put /usr/local/bin/<tool> on a node, in front of the real one: it runs `before`
-    (e.g. a sleep, to make a step last), counts its calls in /root/<tool>-calls, then execs
-    the real tool. Returns the call counter's path on the host."""
-    shim = lab.node_root(node) / "usr/local/bin" / tool
-    shim.write_text(f"#!/bin/bash\necho $$ >> /root/{tool}-calls\n{before}\nexec /usr/bin/{tool} \"$@\"\n")
+    """Put a shim of <tool> on a node in front of the real one: it runs `before` (e.g. a
+    sleep, to make a step last), counts its calls in /root/<tool>-calls, then execs the real
+    tool (a system program, or a lab simulator, whose link it takes over). Returns the call
+    counter's path on the host."""
+    root = lab.node_root(node)
+    simulator = root / "usr/local/sbin" / tool
+    if simulator.is_symlink():  # simulators answer to the name they are called by: keep it
+        real = f"/usr/local/sbin/.shimmed/{tool}"
+        (root / real.lstrip("/")).parent.mkdir(exist_ok=True)
+        simulator.rename(root / real.lstrip("/"))
+        shim = simulator
+    else:
+        real, shim = f"/usr/bin/{tool}", root / "usr/local/bin" / tool
+    shim.write_text(f"#!/bin/bash\necho $$ >> /root/{tool}-calls\n{before}\nexec {real} \"$@\"\n")
     shim.chmod(0o755)
-    return lab.node_root(node) / f"root/{tool}-calls"
+    return root / f"root/{tool}-calls"
 
 
 def lab_secrets(lab) -> dict[str, str]:

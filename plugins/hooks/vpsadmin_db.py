@@ -110,6 +110,10 @@ class VpsAdminDbHook(MySqlHook):
         rows = self._read("schema.sql", "engines", {"database": self.database, "tables": tables})
         return {r["TABLE_NAME"]: r["ENGINE"] for r in rows}
 
+    def running_queries(self) -> list[dict]:
+        """Statements other connections are running on the database now (the processlist)."""
+        return self._read("schema.sql", "queries", {"database": self.database})
+
     def text_columns(self, table: str) -> tuple[list[str], list[str]]:
         """(primary key columns, text columns) of a table."""
         rows = self._read("schema.sql", "columns", {"database": self.database, "table": table})

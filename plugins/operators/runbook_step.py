@@ -206,11 +206,15 @@ class RunbookStepOperator(BaseOperator):
         job_done(). A job still running after `inline_wait` is waited for deferred
         (RemoteJobTrigger). A retry finds the earlier attempt's job: still running (it waits
         for it), finished (its result stands) or died (it starts it anew)."""
-        from airlift.remote import JobDied, Result
+        from airlift.remote import Result
         from triggers.remote_job import RemoteJobTrigger
 
         key, run = self.job_key(context), run_label(context)
         self._job = (nodes, host, key)
+        if not self.restart_died_job:
+            earlier = nodes.job_status(host, key)
+            if earlier.run == run and earlier.state == "died":
+                self.job_died(host, key)
         state = nodes.start_job(host, key, run, script, args)
         deadline = time.monotonic() + self.inline_wait
         while state.state == "running" and state.run == run and time.monotonic() < deadline:
@@ -220,7 +224,7 @@ class RunbookStepOperator(BaseOperator):
             return self.job_done(context, plan, Result(host, f"job {key}", state.exit_status,
                                                        nodes.job_output(host, key), ""))
         if state.run == run and state.state == "died":
-            raise JobDied(f"{host}: job {key} died (killed, or the node restarted); a retry starts it anew")
+            self.job_died(host, key)
         if state.run != run:
             self.log.warning("%s: %s's job of run %s still runs on %s; this run's starts after it", self.label,
                              key, state.run, host)
@@ -230,16 +234,29 @@ class RunbookStepOperator(BaseOperator):
                          key=key, run=run)
 
     def _job_resumed(self, context, plan: Plan, event: dict) -> dict | None:
-        from airlift.remote import JobDied, Result
+        from airlift.remote import Result
 
         nodes, host, key = self.job_nodes(), event["host"], event["job"]
         self._job = (nodes, host, key)
         if event["run"] != run_label(context):  # another run's job ended: ours starts now
             return self.apply(context, plan)
         if event["status"] == "died":
-            raise JobDied(f"{host}: job {key} died (killed, or the node restarted); a retry starts it anew")
+            self.job_died(host, key)
         return self.job_done(context, plan, Result(host, f"job {key}", event["exit_status"],
                                                    nodes.job_output(host, key), ""))
+
+    restart_died_job = True  # scripts check before they change; a step whose tool is not safe to rerun says False
+
+    def job_died(self, host: str, key: str) -> None:
+        """This run's job ended without an exit status (killed, or the node restarted). By default
+        a retryable error: the retry starts the job anew. With `restart_died_job = False` the
+        retry stops here instead (job_died is called before a second start)."""
+        from airlift.remote import JobDied
+
+        if self.restart_died_job:
+            raise JobDied(f"{host}: job {key} died (killed, or the node restarted); a retry starts it anew")
+        raise StepError(f"{host}: job {key} died (killed, or the node restarted) before it finished; it is not "
+                        "started again")
 
     def job_nodes(self):
         """The NodeHook this step's remote jobs run through."""

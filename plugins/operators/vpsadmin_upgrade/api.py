@@ -17,11 +17,13 @@ from operators.vpsadmin_upgrade.common import API_ROOT, RakeMigrateOperator, Vps
 from vpsadmin import environments
 
 
-class RestoreGateOperator(ApprovalGateOperator):
-    """The approval before restoring the backup: asks only when `rake db:migrate` itself ran
-    and failed (it records that it started, and returns only on success). A migration that
-    succeeded, or never ran because something before it failed, skips the gate: `one_failed`
-    alone would also fire on an upstream failure (e.g. bad params) and offer a restore."""
+class RestoreGateOperator(ApprovalGateOperator, VpsAdminStepOperator):
+    """The approval before restoring the backup: asks only when `rake db:migrate` ran and has
+    certainly stopped short of its target. Skipped when the migration step succeeded or never
+    started rake (something before it failed: `one_failed` alone would offer a restore after
+    bad params) and when the schema reached the target anyway (rake finished, the task lost
+    its connection). Refuses, asking nothing, while rake's job still runs on the API host or
+    a statement still runs on the database: a restore then would drop a live migration."""
 
     def __init__(self, *, migrate_task_id: str, **kwargs):
         kwargs.setdefault("trigger_rule", "all_done")
@@ -31,9 +33,25 @@ class RestoreGateOperator(ApprovalGateOperator):
     def execute(self, context):
         ti = context["ti"]
         started = ti.xcom_pull(task_ids=self.migrate_task_id, key=RakeMigrateOperator.STARTED)
-        if started is None or ti.xcom_pull(task_ids=self.migrate_task_id) is not None:
+        if not isinstance(started, dict) or ti.xcom_pull(task_ids=self.migrate_task_id) is not None:
             raise AirflowSkipException("the migration did not fail: nothing to restore")
+        with self.step_errors():
+            self._rake_stopped(started)
+            schema = max(self.db.migrations(), default="0")
+            if schema >= started["target"]:
+                raise AirflowSkipException(f"the schema is at {schema}, the migration's target: rake finished; "
+                                           "nothing to restore (clear the migration task to go on)")
         return super().execute(context)
+
+    def _rake_stopped(self, started: dict) -> None:
+        job = self.nodes.job_status(started["host"], started["job"])
+        if job.state == "running":
+            raise StepError(f"rake still runs on {started['host']} (job {job.key}, process group {job.pgid}): no "
+                            "restore while it runs. Clear the migration task: it waits for rake and takes its result.")
+        queries = self.db.running_queries()
+        if queries:
+            raise StepError(f"{len(queries)} statement(s) still run on the database; no restore while they do:\n"
+                            + "\n".join(f"#{q['ID']} {q['USER']} {q['TIME']} s: {q['INFO']}" for q in queries[:10]))
 
 
 class DatabaseRestoreOperator(VpsAdminStepOperator):

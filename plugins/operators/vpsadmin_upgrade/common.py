@@ -103,15 +103,19 @@ class MysqlDumpOperator(VpsAdminStepOperator):
 
 class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
     """`rake db:migrate [VERSION=...]` in the API checkout on the API host, when the schema is
-    behind. A failed migration is not retried (MySQL DDL is not transactional: a half-applied
-    migration needs the restore path, not a second try); it records that it started, so the
-    restore gate asks only when the migration itself failed. In plan mode with migrations
-    pending, the steps after it cannot probe tables that do not exist yet: they are skipped
-    (section reports still run) and planned by a plan-mode run after the migration."""
+    behind, as a remote job: a retry after a lost connection or a killed worker attaches to
+    the rake still running or takes its result; it never starts rake a second time. A rake
+    that failed or was killed midway is not run again (MySQL DDL is not transactional: a
+    half-applied migration needs the restore path, not a second try); the step records where
+    rake runs, so the restore gate asks only when rake has certainly stopped short of the
+    target. In plan mode with migrations pending, the steps after it cannot probe tables that
+    do not exist yet: they are skipped (section reports still run) and planned by a plan-mode
+    run after the migration."""
 
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
     inherits_from_skipmixin = True
-    STARTED = "migration_started"  # XCom key the restore gate reads
+    restart_died_job = False
+    STARTED = "migration_started"  # XCom key the restore gate reads: {from, target, host, job}
 
     def __init__(self, *, settings, version: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -143,8 +147,10 @@ class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
         return record
 
     def apply(self, context, plan: Plan) -> dict | None:
-        context["ti"].xcom_push(key=self.STARTED, value=self._schema())
-        return self.remote_job(context, self.nodes, self.settings["api_host"], self._target()[1], [], plan)
+        target, command = self._target()
+        context["ti"].xcom_push(key=self.STARTED, value={
+            "from": self._schema(), "target": target, "host": self.settings["api_host"], "job": self.job_key(context)})
+        return self.remote_job(context, self.nodes, self.settings["api_host"], command, [], plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
         target, command = self._target()

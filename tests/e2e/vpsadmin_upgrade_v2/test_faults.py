@@ -159,3 +159,93 @@ def test_the_nas_move_survives(lab_world, fault):
     after = nas_files(lab)
     assert {expected_after_move(path, "private-data"): digest for path, digest in before.items()} == after, \
         "every file moved once, none lost or changed"
+
+
+# -- the pinned migration and its restore gate -------------------------------------------------
+
+def migration_ready(lab) -> None:
+    """What the DAG has done when it reaches the pinned migration: daemons stopped, the
+    Database section's fixes, time zones loaded, the 2.0 API checked out."""
+    from lab.core import mysql
+    from tests.lab.test_rake_migrate import database_section
+
+    for name in ("node1", "node2", "storage1", "backup1"):
+        assert run_in_node(lab.node_root(name), "service vpsadmind stop").returncode == 0
+    database_section(lab)
+    mysql.load_timezones(lab.cfg.mysql_kwargs())
+    assert run_in_node(lab.node_root("vpsadmin"), "cd /opt/vpsadminapi && git pull").returncode == 0
+
+
+def migrate_step():
+    from operators.vpsadmin_upgrade.common import RakeMigrateOperator
+    from operators.vpsadmin_upgrade.preflight import PINNED_VERSION
+
+    return detached_step(RakeMigrateOperator, step="api.migrate-pinned", version=PINNED_VERSION,
+                         settings={"api_host": host("vpsadmin").address})
+
+
+def restore_gate():
+    from operators.vpsadmin_upgrade.api import RestoreGateOperator
+
+    return detached_step(RestoreGateOperator, task_id="approve_restore", step="api.migrate-pinned",
+                         migrate_task_id="migrate_pinned", subject="Restore?")
+
+
+def schema_version(lab) -> str:
+    from tests.helpers import scalar
+
+    return scalar(lab, "SELECT MAX(version) FROM schema_migrations")
+
+
+def test_the_pinned_migration_survives_a_cut_connection_and_offers_no_restore(lab_world):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from operators.vpsadmin_upgrade.preflight import PINNED_VERSION
+
+    lab = lab_world()
+    migration_ready(lab)
+    counter = node_shim(lab, "vpsadmin", "rake", "sleep 4")
+    op, context = migrate_step(), step_context(run_id="fault_rake_ssh_cut")
+    record = cut_ssh_during(lab, "vpsadmin", op, context)
+    # whatever the cut attempt saw, the migration's task may end failed (its retries used up):
+    # the gate then finds rake finished at its target and offers nothing
+    with pytest.raises(AirflowSkipException, match="rake finished"):
+        restore_gate().execute(context)
+    record = record or run_step(migrate_step(), context)  # the retry attaches to rake
+    assert record["applied"] and record["version"] == PINNED_VERSION == schema_version(lab)
+    assert calls(counter) == 1 and job_starts(lab, "vpsadmin", op, context) == 1, "rake ran once"
+
+
+def test_no_restore_is_offered_while_rake_runs_and_a_killed_rake_is_not_rerun(lab_world, monkeypatch):
+    from operators.runbook_step import ApprovalGateOperator
+
+    lab = lab_world()
+    migration_ready(lab)
+    before = schema_version(lab)
+    counter = node_shim(lab, "vpsadmin", "rake", "sleep 30")
+    op, context = migrate_step(), step_context(run_id="fault_rake_running")
+    outcome = {}
+
+    def attempt():
+        try:
+            run_step(op, context)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    job_running(lab, "vpsadmin", op, context)
+    with pytest.raises(AirflowFailException, match="rake still runs on .* no restore while it runs"):
+        restore_gate().execute(context)
+
+    op.on_kill()  # the task timed out: rake's process group ends with it, migration unfinished
+    thread.join(timeout=60)
+    assert isinstance(outcome.get("error"), AirflowFailException), outcome
+    with pytest.raises(AirflowFailException, match="died .* not started again"):
+        run_step(migrate_step(), context)  # a retry does not start a killed rake again
+    assert calls(counter) == 1 and schema_version(lab) == before
+
+    asked = []
+    monkeypatch.setattr(ApprovalGateOperator, "execute", lambda self, context: asked.append(self.task_id))
+    restore_gate().execute(context)
+    assert asked == ["approve_restore"], "rake stopped short of the target: the restore is offered"

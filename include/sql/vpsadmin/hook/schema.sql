@@ -11,3 +11,8 @@ ORDER BY ORDINAL_POSITION
 -- name: tables
 SELECT TABLE_NAME FROM information_schema.tables
 WHERE TABLE_SCHEMA = %(database)s AND TABLE_NAME IN %(tables)s
+
+-- name: queries
+SELECT ID, USER, TIME, LEFT(INFO, 200) AS INFO FROM information_schema.PROCESSLIST
+WHERE DB = %(database)s AND COMMAND = 'Query' AND ID <> CONNECTION_ID()
+ORDER BY ID

@@ -7,7 +7,7 @@ other (the time zone tables are server-wide):
   SSH, the `mysql` client with the host's ~/.my.cnf): the three SQL statements, `service
   vpsadmind stop` on every vpsAdmin node, the three ALTER TABLE, the encoding fix exactly as
   written (latin1 mysqldump of the four tables, DROP, utf8 reload), mysql_tzinfo_to_sql;
-- DAG: vpsadmin_upgrade_v2 with dry_run=false, require_approval=false, run in-process with
+- DAG: vpsadmin_upgrade_v2 with dry_run=false, gates off ([airlift] approval_gates), run in-process with
   dag.test(). The Prerequisites section is marked success instead of run: at this scale it
   queues ~40k mount transactions that the lab's daemons take hours to execute, and the
   Database section does not depend on what it changes. Preflight runs (its full backup is
@@ -201,7 +201,8 @@ def run_dag(lab, log_path: Path) -> tuple[str, list[dict]]:
         dag = dag.partial_subset(task_ids=[t.task_id for t in dag.tasks
                                            if t.task_id.startswith(("preflight.", "prereq.", "db."))],
                                  include_upstream=True)
-        run = dag.test(run_conf={"dry_run": False, "require_approval": False},
+        os.environ["AIRFLOW__AIRLIFT__APPROVAL_GATES"] = "false"  # unattended: the deployment's setting
+        run = dag.test(run_conf={"dry_run": False},
                        mark_success_pattern=r"prereq\..*")
     with create_session() as session:
         dr = session.get(DagRun, run.id)

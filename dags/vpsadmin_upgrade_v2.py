@@ -63,8 +63,6 @@ with DAG(
     },
     params={
         "dry_run": Param(True, type="boolean", title="Plan mode", description="Probe and report; change nothing."),
-        "require_approval": Param(True, type="boolean", title="Approval gates",
-                                  description="Stop for a human before irreversible steps (off: lab rehearsals)."),
         "api_host": Param("", type="string", title="API/web host",
                           description="SSH address of the API/web host; empty: the host of vpsadmin_ssh."),
         "db_host": Param("", type="string", title="DB host",

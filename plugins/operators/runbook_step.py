@@ -416,18 +416,27 @@ def fill(text: str, item: dict) -> str:
 class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
     """An approval before an irreversible step (HITL: the task waits in `awaiting_input` until
     someone answers in the UI). `plan` (a step record, e.g. an XComArg) is shown in the body as
-    a markdown list. The DAG param `require_approval = false` switches the gate off for
-    unattended lab rehearsals (logged as such). Never approves on timeout: no defaults."""
+    a markdown list. Assigned to the deployment's `[airlift] approvers`; unanswered after
+    `approval_timeout_hours` it fails (no defaults: never approves on timeout). Only the
+    deployment setting `[airlift] approval_gates = false` switches gates off (lab rehearsals;
+    see airlift/settings.py), never a trigger-form param."""
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "plan")
 
     def __init__(self, *, plan=None, **kwargs):
+        from airlift import settings
+
+        kwargs.setdefault("assigned_users", settings.approvers() or None)
+        kwargs.setdefault("response_timeout", settings.approval_timeout())
         super().__init__(**kwargs)
         self.plan = plan
 
     def execute(self, context):
-        if not context["params"].get("require_approval", True):
-            self.log.warning("approval gate switched off by require_approval=false: proceeding")
+        from airlift import settings
+
+        if not settings.approval_gates():
+            self.log.warning("approval gates switched off by the deployment ([airlift] approval_gates = false): "
+                             "proceeding")
             return {"chosen_options": ["Approve"], "params_input": {}, "gate": "switched off"}
         if self.plan:
             self.body = f"{self.body}\n\n{markdown(self.plan)}"

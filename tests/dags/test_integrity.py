@@ -49,7 +49,7 @@ def test_conventions(dagbag):
 def test_upgrade_dags_default_to_plan_mode(dagbag):
     dag = dagbag.dags["vpsadmin_upgrade_v2"]
     assert dag.params["dry_run"] is True
-    assert dag.params["require_approval"] is True
+    assert "require_approval" not in dag.params, "approvals are a deployment setting, not a trigger-form param"
     assert dag.max_active_runs == 1
 
 

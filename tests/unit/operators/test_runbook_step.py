@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -125,9 +126,28 @@ def test_step_files_default_to_the_step_id():
     assert given.script == "git-pull.sh"
 
 
-def test_the_gate_can_be_switched_off_and_shows_its_plan_as_markdown():
+def test_only_the_deployment_switches_gates_off(monkeypatch):
+    """A trigger-form param cannot switch a gate off; the deployment setting can. Gates are
+    assigned to the deployment's approvers and time out failing (no defaults)."""
+    from datetime import timedelta
+
+    monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVERS", "alice:Alice A., bob")
+    monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVAL_TIMEOUT_HOURS", "4")
     gate = ApprovalGateOperator(task_id="approve", subject="Swap?", body="Read this.", plan={"x": 1})
-    assert gate.execute(ctx(require_approval=False))["gate"] == "switched off"
+    assert gate.assigned_users == [{"id": "alice", "name": "Alice A."}, {"id": "bob", "name": "bob"}]
+    assert gate.response_timeout == timedelta(hours=4) and gate.defaults is None
+    asked = []
+    monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.append(self.body))
+    gate.execute(ctx(require_approval=False))
+    assert asked == ["Read this.\n\n- **x**: 1"], "the param is ignored: the gate asks"
+    monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVAL_GATES", "false")
+    assert gate.execute(ctx())["gate"] == "switched off" and len(asked) == 1
+    monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVAL_GATES", "maybe")
+    with pytest.raises(ValueError, match="approval_gates = 'maybe'"):
+        gate.execute(ctx())
+
+
+def test_the_gate_shows_its_plan_as_markdown():
     record = {"step": "db.encoding", "dry_run": False, "changes": ["mysql ... < dump"], "applied": True,
               "verified": {"vps": {"rows": 3, "wrong": 0}}, "dump": {"path": "/var/backups/x.sql"}}
     assert markdown(record) == ("- mysql ... < dump\n- **verified**: vps: rows: 3; wrong: 0\n"

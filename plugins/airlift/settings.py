@@ -1,0 +1,45 @@
+"""Deployment settings: the `[airlift]` section of Airflow's configuration (airflow.cfg, or
+AIRFLOW__AIRLIFT__<KEY> in the environment of the scheduler and workers). Whoever deploys
+Airflow sets them; whoever triggers a DAG cannot (a trigger-form param could switch a gate off).
+
+- `approval_gates` (default true): false only for unattended lab rehearsals (the tests' and the
+  benchmarks' Airflow); every gate then proceeds, and says so in its log.
+- `approvers`: comma-separated Airflow user ids (`id` or `id:Display Name`) every gate is
+  assigned to; empty: anyone the UI lets answer.
+- `approval_timeout_hours` (default 72): a gate nobody answered by then fails; it never approves.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+SECTION = "airlift"
+
+
+def _get(key: str, fallback: str) -> str:
+    from airflow.configuration import conf
+
+    return conf.get(SECTION, key, fallback=fallback)
+
+
+def approval_gates() -> bool:
+    value = _get("approval_gates", "true").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"[{SECTION}] approval_gates = {value!r}: expected true or false")
+    return value in ("true", "1", "yes", "on")
+
+
+def approvers() -> list[dict[str, str]]:
+    """The gates' assigned_users (HITLUser: id, name)."""
+    users = []
+    for entry in filter(None, (e.strip() for e in _get("approvers", "").split(","))):
+        user_id, _, name = entry.partition(":")
+        users.append({"id": user_id.strip(), "name": name.strip() or user_id.strip()})
+    return users
+
+
+def approval_timeout() -> timedelta:
+    hours = float(_get("approval_timeout_hours", "72"))
+    if hours <= 0:
+        raise ValueError(f"[{SECTION}] approval_timeout_hours must be positive, not {hours}")
+    return timedelta(hours=hours)

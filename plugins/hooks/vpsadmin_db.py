@@ -21,8 +21,24 @@ class VpsAdminDbHook(MySqlHook):
     default_conn_name = VPSADMIN_DB
     hook_name = "vpsAdmin database"
 
+    # Without them a hung server (or a network that silently drops packets) blocks a task
+    # forever; with them the call fails with an OperationalError, which Airflow retries. The
+    # read timeout bounds one statement: raise it in the extra for tables that take longer to
+    # convert (db.innodb's ALTER TABLE).
+    TIMEOUTS = {"connect_timeout": 30, "read_timeout": 3600, "write_timeout": 600}
+
     def __init__(self, mysql_conn_id: str = default_conn_name, **kwargs):
         super().__init__(mysql_conn_id=mysql_conn_id, **kwargs)
+
+    def _get_conn_config_mysql_client(self, conn) -> dict:
+        config = super()._get_conn_config_mysql_client(conn)
+        for name, default in self.TIMEOUTS.items():
+            value = conn.extra_dejson.get(name, default)
+            if isinstance(value, bool) or not str(value).isdigit() or int(value) <= 0:
+                raise ValueError(f"{name} {value!r} in the extra of connection {conn.conn_id} is not a positive "
+                                 "whole number of seconds")
+            config[name] = int(value)
+        return config
 
     @property
     def database(self) -> str:
@@ -83,9 +99,11 @@ class VpsAdminDbHook(MySqlHook):
     def pending_by_server(self) -> dict[int, int]:
         return {r["t_server"]: int(r["pending"]) for r in self._read("transactions.sql", "pending_by_server")}
 
-    def failed_since(self, first_id: int) -> list[dict]:
-        """v1.22 transactions from `first_id` on that finished and failed."""
-        return self._read("transactions.sql", "failed_since", {"first_id": int(first_id)})
+    def failed_since(self, first_id: int | None = None, since: int | None = None) -> list[dict]:
+        """v1.22 transactions that finished and failed: from `first_id` on, or that ended at
+        unix time `since` or later."""
+        return self._read("transactions.sql", "failed_since", {
+            "first_id": 2**63 if first_id is None else int(first_id), "since": None if since is None else int(since)})
 
     def next_transaction_id(self) -> int:
         return int(self._read("transactions.sql", "next_id")[0]["next_id"])

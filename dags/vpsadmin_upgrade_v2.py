@@ -16,7 +16,8 @@ script (`include/scripts/vpsadmin/...`), shown in the Rendered Template tab.
 
 Connections: `vpsadmin_db` (the database), `vpsadmin_ssh` (SSH credentials; host: the API/web
 host; nodes from `servers.server_ip4`; host keys from its `known_hosts` extra), `vpsadmin_api`
-(where the 2.0 API listens, an admin's login).
+(where the 2.0 API listens, an admin's login; https with the certificate checked, against the
+CA bundle in its `verify` extra if given; plain http only with schema `http`).
 """
 
 from __future__ import annotations
@@ -124,12 +125,13 @@ with DAG(
 
     with TaskGroup("prereq", tooltip="runbook: Prerequisities, Nodes") as prereq_group:
         maintenance = SqlStepOperator(step="prereq.maintenance-mode")
-        no_transactions = TransactionQueueSensor(step="prereq.no-transactions")
+        no_transactions = TransactionQueueSensor(step="prereq.no-transactions", settings=settings)
         install_nc = NodeScriptOperator.partial(step="prereq.install-nc",
                                                 max_active_tis_per_dagrun=4).expand(node=inventory.output)
         disable_cron = CrontabDisableOperator(step="prereq.disable-cron", settings=settings)
-        delete_mounts = prereq.BackupMountsDeleteOperator(step="prereq.delete-backup-mounts")
-        wait_transactions = TransactionQueueSensor(step="prereq.wait-transactions", queued_by=delete_mounts.output)
+        delete_mounts = prereq.BackupMountsDeleteOperator(step="prereq.delete-backup-mounts", settings=settings)
+        wait_transactions = TransactionQueueSensor(step="prereq.wait-transactions", settings=settings,
+                                                   queued_by=[delete_mounts.output])
         maintenance >> no_transactions >> [install_nc, disable_cron, delete_mounts]
         delete_mounts >> wait_transactions
         [install_nc, disable_cron, wait_transactions] >> SectionReportOperator(section="Prerequisites")
@@ -277,7 +279,7 @@ with DAG(
         migrate_final = RakeMigrateOperator(
             step="api.migrate-final", settings=settings, execution_timeout=timedelta(hours=6),
             doc_md="The remaining migrations, after the old backups are registered (one drops vps_backups).")
-        remount = finalize.NasRemountOperator(step="nas.remount")
+        remount = finalize.NasRemountOperator(step="nas.remount", settings=settings)
         remount_wait = TransactionChainSensor(task_id="nas_remount_wait", step="nas.remount", fired_by=remount.output)
         user_create = SqlStepOperator(step="known.nas-user-create", doc_md=(
             "user_create = 1 on users' top-level NAS datasets (primary pools only, unlike the runbook's UPDATE)."))

@@ -92,10 +92,6 @@ class VpsAdminDbHook(MySqlHook):
         """Every storage pool with its node's id, name and address."""
         return self._read("pools.sql", "pools")
 
-    def queue_length(self, server_id: int | None = None) -> int:
-        rows = self._read("transactions.sql", "pending", {"server_id": server_id})
-        return int(rows[0]["pending"])
-
     def pending_by_server(self) -> dict[int, int]:
         return {r["t_server"]: int(r["pending"]) for r in self._read("transactions.sql", "pending_by_server")}
 
@@ -103,7 +99,7 @@ class VpsAdminDbHook(MySqlHook):
         """v1.22 transactions that finished and failed: from `first_id` on, or that ended at
         unix time `since` or later."""
         return self._read("transactions.sql", "failed_since", {
-            "first_id": 2**63 if first_id is None else int(first_id), "since": None if since is None else int(since)})
+            "first_id": None if first_id is None else int(first_id), "since": None if since is None else int(since)})
 
     def next_transaction_id(self) -> int:
         return int(self._read("transactions.sql", "next_id")[0]["next_id"])

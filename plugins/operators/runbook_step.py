@@ -466,8 +466,9 @@ def markdown_value(value) -> str:
 
 class SectionReportOperator(RunbookStepOperator):
     """Ends a section (its TaskGroup): collects the step records of every other task of the
-    group and logs what was changed, or in plan mode what would change. Runs when nothing
-    upstream failed."""
+    group and logs what was changed, or in plan mode what would change, and what steps left
+    undone (a record's `left`: e.g. what belongs to a skipped node). Runs when nothing upstream
+    failed."""
 
     def __init__(self, *, section: str, **kwargs):
         kwargs.setdefault("task_id", "report")
@@ -477,7 +478,7 @@ class SectionReportOperator(RunbookStepOperator):
         self.section = section
 
     def execute(self, context) -> dict:
-        ti, lines = context["ti"], []
+        ti, lines, left = context["ti"], [], []
         task_ids = [t.task_id for t in self.task_group.iter_tasks() if t.task_id != self.task_id]
         for task_id in task_ids:
             records = ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None)
@@ -485,7 +486,9 @@ class SectionReportOperator(RunbookStepOperator):
                 if isinstance(record, dict) and "step" in record and "changes" in record:
                     state = "applied" if record["applied"] else "planned"
                     lines += [f"[{record['step']}] {state}: {change}" for change in record["changes"]]
+                    left += [f"[{record['step']}] left: {item}" for item in record.get("left") or []]
         dry_run = plan_mode(context)
         header = f"{self.section}: {len(lines)} change(s) {'planned (dry run)' if dry_run else 'made'}"
-        self.log.info("%s\n%s", header, "\n".join(lines) or "nothing to change")
-        return {"section": self.section, "dry_run": dry_run, "changes": len(lines), "lines": lines}
+        self.log.info("%s\n%s%s", header, "\n".join(lines) or "nothing to change",
+                      f"\n{len(left)} item(s) left:\n" + "\n".join(left) if left else "")
+        return {"section": self.section, "dry_run": dry_run, "changes": len(lines), "lines": lines, "left": left}

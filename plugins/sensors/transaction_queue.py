@@ -21,43 +21,59 @@ def _failures(transactions: list[dict]) -> str:
 
 class TransactionQueueSensor(VpsAdminStepOperator):
     """Waits until no transaction is queued or running (`t_done = 0`, research/vpsadmin.md
-    §1.3), on one node (`server_id`) or all, logging the queue per node as it drains.
+    §1.3) on the nodes that are not skipped (a skipped node runs no vpsAdmind: its queue never
+    drains; the record says what is left on it), logging the queue per node as it drains.
+    Then fails (not retried) naming every transaction that failed since the run started
+    (whoever queued it) or from `queued_by`'s first id on.
 
-    :param queued_by: the record of the step that queued transactions (its `first_t_id`): once
-        drained, fails (not retried) naming every transaction from that id on that failed."""
+    :param settings: preflight's settings (`skipped_servers`).
+    :param queued_by: records of the steps that queued transactions (their `first_t_id`)."""
 
-    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "server_id", "queued_by")
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings", "queued_by")
     ui_color = "#eaf7ea"
+    CLOCK_SKEW = 60  # seconds a node's clock (t_end) may be behind the scheduler's
 
-    def __init__(self, *, server_id: int | None = None, queued_by=None, poll_interval: float = 5,
-                 timeout: float = 6 * 3600, **kwargs):
+    def __init__(self, *, settings=None, queued_by=None, poll_interval: float = 5, timeout: float = 6 * 3600,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.server_id, self.queued_by = server_id, queued_by
+        self.settings, self.queued_by = settings, queued_by
         self.poll_interval, self.timeout = poll_interval, timeout
+
+    @property
+    def skipped(self) -> dict[int, str]:
+        return {int(s["server_id"]): s["server_name"] for s in (self.settings or {}).get("skipped_servers") or []}
 
     def execute(self, context) -> dict:
         from datetime import timedelta
 
         from triggers.vpsadmin import TransactionQueueTrigger
 
-        server_id = None if self.server_id is None else int(self.server_id)
-        pending = self.db.queue_length(server_id)
+        pending = sum(n for server, n in self.db.pending_by_server().items() if server not in self.skipped)
         if pending:
             self.log.info("%s: %d transaction(s) queued or running; waiting (deferred)", self.label, pending)
-            self.defer(trigger=TransactionQueueTrigger(server_id=server_id, mysql_conn_id=self.mysql_conn_id,
+            self.defer(trigger=TransactionQueueTrigger(skip_server_ids=sorted(self.skipped),
+                                                       mysql_conn_id=self.mysql_conn_id,
                                                        poll_interval=self.poll_interval),
                        method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
         return self.execute_complete(context)
 
     def execute_complete(self, context, event: dict | None = None, **kwargs) -> dict:
         self.dry_run = plan_mode(context)
-        first_t_id = (self.queued_by or {}).get("first_t_id") if isinstance(self.queued_by, dict) else None
+        records = self.queued_by if isinstance(self.queued_by, list) else [self.queued_by]
+        first_ids = [int(r["first_t_id"]) for r in records if isinstance(r, dict) and r.get("first_t_id")]
+        started = context.get("dag_run") and context["dag_run"].start_date
+        since = int(started.timestamp()) - self.CLOCK_SKEW if started else None
         with self.step_errors():
-            failed = self.db.failed_since(int(first_t_id)) if first_t_id else []
+            failed = self.db.failed_since(min(first_ids, default=None), since)
             if failed:
-                raise StepError("transactions failed:\n" + _failures(failed))
-        self.log.info("%s: the transaction queue is empty", self.label)
-        return self.record(Plan(), applied=False)
+                raise StepError(f"{len(failed)} transaction(s) failed since the run started; fix their cause "
+                                "(or resolve them in vpsAdmin), then clear this task:\n" + _failures(failed))
+        left = {self.skipped[s]: n for s, n in self.db.pending_by_server().items() if s in self.skipped and n}
+        for name, count in left.items():
+            self.log.warning("%s: %d transaction(s) left queued on skipped node %s", self.label, count, name)
+        self.log.info("%s: the transaction queue is empty%s", self.label, " (but on skipped nodes)" if left else "")
+        return self.record(Plan(), applied=False,
+                           left=[f"{n} transaction(s) queued on {name} (node skipped)" for name, n in left.items()])
 
 
 class TransactionChainSensor(VpsAdminStepOperator):

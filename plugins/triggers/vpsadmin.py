@@ -11,24 +11,22 @@ CHAIN_FINAL = {2: "done", 4: "failed", 5: "fatal", 6: "resolved"}  # research/vp
 
 
 class TransactionQueueTrigger(PollTrigger):
-    """Until no v1.22 transaction is queued or running (`t_done = 0`), on one node or all."""
+    """Until no v1.22 transaction is queued or running (`t_done = 0`) but on skipped nodes."""
 
-    def __init__(self, *, server_id: int | None = None, mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5,
-                 plan: dict | None = None):
-        super().__init__(poll_interval=poll_interval, plan=plan, server_id=server_id, mysql_conn_id=mysql_conn_id)
+    def __init__(self, *, skip_server_ids: list[int] = (), mysql_conn_id: str = VPSADMIN_DB,
+                 poll_interval: float = 5, plan: dict | None = None):
+        super().__init__(poll_interval=poll_interval, plan=plan, skip_server_ids=list(skip_server_ids),
+                         mysql_conn_id=mysql_conn_id)
 
     def poll(self) -> dict | None:
         from hooks.vpsadmin_db import VpsAdminDbHook
 
-        hook, server_id = VpsAdminDbHook(self.kwargs["mysql_conn_id"]), self.kwargs["server_id"]
-        if server_id is not None:
-            pending = hook.queue_length(int(server_id))
-            self.log.info("transactions queued or running on node %s: %d", server_id, pending)
-        else:
-            by_server = hook.pending_by_server()
-            pending = sum(by_server.values())
-            self.log.info("transactions queued or running: %d%s (the queue drains only where vpsadmind runs)",
-                          pending, "".join(f", node {s}: {n}" for s, n in sorted(by_server.items())))
+        skipped = set(self.kwargs["skip_server_ids"])
+        by_server = {s: n for s, n in VpsAdminDbHook(self.kwargs["mysql_conn_id"]).pending_by_server().items()
+                     if s not in skipped}
+        pending = sum(by_server.values())
+        self.log.info("transactions queued or running: %d%s (the queue drains only where vpsadmind runs)",
+                      pending, "".join(f", node {s}: {n}" for s, n in sorted(by_server.items())))
         return None if pending else {"status": "drained"}
 
 

@@ -20,10 +20,17 @@ class NasRemountOperator(VpsAdminStepOperator):
     a 5302 Mount; each VPS locked for the chain, each transaction after the previous. Fired
     after the final migration: 2.0 code needs transactions.queue (research §8.8). Fired once: a
     chain that is done is not fired again, one still open is waited for (its id is returned
-    as `chain_id` for the wait step), a failed one is fired anew."""
+    as `chain_id` for the wait step), a failed one is fired anew. VPSes on skipped nodes get
+    nothing (their node runs no vpsAdmind: the chain would never finish); the record lists them.
+    """
 
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
     uses_step_sql = True
     DONE, FAILED_STATES = 2, (4, 5)
+
+    def __init__(self, *, settings, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
 
     def probe(self, context) -> Plan:
         previous = self.db.rows(self.statements["remount_chain"])
@@ -33,10 +40,14 @@ class NasRemountOperator(VpsAdminStepOperator):
         if previous and previous[0]["state"] not in self.FAILED_STATES:
             self.log.info("%s: chain %s is still running; waiting for it", self.label, previous[0]["id"])
             return Plan(details={"chain_id": previous[0]["id"]})
-        transactions = self._transactions()
+        skipped = {int(s["server_id"]): s["server_name"] for s in self.settings.get("skipped_servers") or []}
+        every = self._transactions()
+        transactions = [t for t in every if t["server"] not in skipped]
+        left = sorted({f"VPS {t['vps_id']} on {skipped[t['server']]}: not remounted (node skipped)" for t in every
+                       if t["server"] in skipped})
         return Plan([f"VPS {t['vps_id']} on node {t['server']}: {t['t_type']} "
                      f"({len(json.loads(t['param'])['mounts'])} mount(s))" for t in transactions],
-                    details={"chain_id": None}, work=transactions)
+                    details={"chain_id": None, "left": left}, work=transactions)
 
     def apply(self, context, plan: Plan) -> dict:
         st, transactions = self.statements, plan.work

@@ -13,6 +13,8 @@ from vpsadmin.params import check_abs_path, check_db_name, check_hostname, check
 
 DB_VERSION = 15  # sysconfig db_version of vpsAdmin v1.22
 PINNED_VERSION = "20150630072821"  # the runbook's `rake db:migrate VERSION=...`
+RETIRED_PARAMS = {"require_approval": " (approval gates are a deployment setting now: [airlift] approval_gates, "
+                                      "see plugins/airlift/settings.py)"}
 UPGRADE_PARAMS = ("environments", "default_resources", "snapshot_download_base_url", "private_dataset_name",
                   "backup_timezone", "playground_environments", "sharenfs_subnets", "web_root",
                   "production_environment", "mount_proxy_dir", "download_mountpoint", "api_url")
@@ -36,7 +38,9 @@ class PreflightOperator(VpsAdminStepOperator):
     def _settings(self, upgrade: dict, params) -> dict:
         api_host, db_host, backup_dir = params["api_host"], params["db_host"], params["backup_dir"]
         skip_nodes = params["skip_nodes"]
-        errors = check_abs_path("backup_dir", backup_dir) + check_node_names("skip_nodes", skip_nodes)
+        errors = [f"{key}: not a parameter of this DAG" + (RETIRED_PARAMS.get(key, "")) for key in
+                  sorted(set(params) - set(self.dag.params))]
+        errors += check_abs_path("backup_dir", backup_dir) + check_node_names("skip_nodes", skip_nodes)
         for label, value in (("api_host", api_host), ("db_host", db_host)):
             if value:
                 errors += check_hostname(label, value)
@@ -65,7 +69,9 @@ class PreflightOperator(VpsAdminStepOperator):
             raise_if([f"the DB host {db_host} lacks the MySQL client tools (mysqldump, mysql, mysql_tzinfo_to_sql)"])
         subnets = upgrade.get("sharenfs_subnets") or sorted(
             {".".join(s["server_ip4"].split(".")[:3]) + ".0/24" for s in servers})
-        return {"api_host": api_host, "db_host": db_host, "database": self.db.database,
+        skipped = [{"server_id": s["server_id"], "server_name": s["server_name"]} for s in servers
+                   if s["server_name"] in skip_nodes or s["server_name"].split(".")[0] in skip_nodes]
+        return {"api_host": api_host, "db_host": db_host, "database": self.db.database, "skipped_servers": skipped,
                 "backup_dir": backup_dir.rstrip("/") or "/", "subnets": subnets}
 
 

@@ -6,13 +6,15 @@ the queued transactions, real dag.test() runs. Only those sections run here
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from lab.vpsadmin.v1_22.seed import KNOWN_TEXT
 from lab.vpsadmin.world import CLUSTER_CRONTAB, site_crontab
 from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, real_run_conf
-from tests.helpers import diff_states, query, rendered_fields, run_dag, scalar, table_checksums, world_state
+from tests.helpers import diff_states, node_files, query, rendered_fields, run_dag, scalar, table_checksums, world_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
@@ -176,3 +178,87 @@ def test_a_failed_unmount_stops_the_run_and_names_the_transaction(lab_world, cap
     out = capfd.readouterr().out
     assert "type 5303 on node" in out and f"VPS {veid}" in out and "not mounted" in out
 
+
+
+def server_id(lab, node: str) -> int:
+    return scalar(lab, "SELECT server_id FROM servers WHERE server_name LIKE %s", (f"{node}.%",))
+
+
+def vpsadmind(lab, node: str, action: str) -> None:
+    from lab.core.nodes import run_in_node
+
+    assert run_in_node(lab.node_root(node), f"service vpsadmind {action}").returncode == 0
+
+
+def when_the_run_has_started(action) -> threading.Thread:
+    """`action` in a thread, once the DAG's run is running (the queue waits come later)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    def wait_then_act():
+        with create_session() as session:
+            before = session.scalar(select(func.count()).select_from(DagRun).where(DagRun.dag_id == DAG_ID))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                if session.scalar(select(func.count()).select_from(DagRun).where(DagRun.dag_id == DAG_ID)) > before:
+                    break
+            time.sleep(0.5)
+        action()
+
+    thread = threading.Thread(target=wait_then_act, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_transaction_that_fails_while_the_queue_drains_stops_the_run(lab_world, capfd):
+    """A transaction queued before the run (not by the DAG) that fails while the run waits for
+    the queue: named, and the run stops before the database section."""
+    lab = lab_world()
+    vpsadmind(lab, "node1", "stop")
+    node1 = server_id(lab, "node1")
+    query(lab, "INSERT INTO transactions (t_time, t_m_id, t_server, t_vps, t_type, t_urgent, t_priority, "
+               "t_success, t_done, t_param) VALUES (UNIX_TIMESTAMP(), 1, %s, 99999, 1003, 0, 0, 0, 0, '[]')",
+          (node1,))
+    t_id = scalar(lab, "SELECT MAX(t_id) FROM transactions")
+    starter = when_the_run_has_started(lambda: vpsadmind(lab, "node1", "start"))
+    state, tis, _ = run_dag(DAG_ID, real_run_conf(), task_regex=V122_ONLY)
+    starter.join()
+    assert scalar(lab, "SELECT t_done + t_success FROM transactions WHERE t_id = %s", (t_id,)) == 1, "it failed"
+    assert state == "failed"
+    assert tis["prereq.no_transactions"] == "failed"
+    assert tis["db.remove_stray_vps"] == "upstream_failed" and tis["prereq.delete_backup_mounts"] == "upstream_failed"
+    out = capfd.readouterr().out
+    assert "1 transaction(s) failed since the run started" in out and f"t_id {t_id} type 1003 on node {node1}" in out
+
+
+def test_a_skipped_node_gets_nothing_queued_waited_on_or_changed(lab_world, capfd):
+    """node2 is dead (no vpsAdmind) and skipped: its VPSes' backup mounts stay, nothing is
+    queued for it, the queue waits do not wait for its queue, and the report says what was
+    left for it."""
+    lab = lab_world()
+    vpsadmind(lab, "node2", "stop")
+    node2 = server_id(lab, "node2")
+    last_t_id = scalar(lab, "SELECT MAX(t_id) FROM transactions")
+    node2_backup_mounts = scalar(lab, "SELECT COUNT(*) FROM vps_mount m JOIN vps v ON v.vps_id = m.vps_id "
+                                      "JOIN storage_export e ON m.storage_export_id = e.id "
+                                      "WHERE e.data_type = 'backup' AND v.vps_server = %s", (node2,))
+    assert node2_backup_mounts
+    query(lab, "INSERT INTO transactions (t_time, t_m_id, t_server, t_vps, t_type, t_urgent, t_priority, "
+               "t_success, t_done, t_param) VALUES (UNIX_TIMESTAMP(), 1, %s, 0, 2008, 0, 0, 0, 0, '{}')", (node2,))
+    last_t_id += 1  # queued for node2 before the run: it stays queued
+    node2_files = {path: digest for path, digest in node_files(lab).items() if path.startswith("node2/")}
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(skip_nodes=["node2"]), answers={GATE: "Approve"},
+                                   task_regex=V122_ONLY)
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    assert scalar(lab, "SELECT COUNT(*) FROM transactions WHERE t_id > %s AND t_server = %s",
+                  (last_t_id, node2)) == 0, "nothing queued for the skipped node"
+    assert scalar(lab, "SELECT COUNT(*) FROM vps_mount m JOIN vps v ON v.vps_id = m.vps_id "
+                       "JOIN storage_export e ON m.storage_export_id = e.id "
+                       "WHERE e.data_type = 'backup'") == node2_backup_mounts, "only node2's backup mounts stay"
+    assert {path: digest for path, digest in node_files(lab).items() if path.startswith("node2/")} == node2_files, \
+        "nothing changed on the skipped node"
+    out = capfd.readouterr().out
+    assert "Prerequisites: " in out and "left: #" in out and "(node skipped)" in out
+    assert "transaction(s) queued on node2" in out

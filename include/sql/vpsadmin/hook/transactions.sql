@@ -1,15 +1,14 @@
 -- VpsAdminDbHook's reads of the transaction queue.
 -- v1.22 transactions: t_done = 0 means queued or running (research/vpsadmin.md §1.3).
--- name: pending
-SELECT COUNT(*) AS pending FROM transactions
-WHERE t_done = 0 AND (%(server_id)s IS NULL OR t_server = %(server_id)s)
-
 -- name: pending_by_server
 SELECT t_server, COUNT(*) AS pending FROM transactions WHERE t_done = 0 GROUP BY t_server
 
 -- name: failed_since
+-- Failed from transaction `first_id` on (what a step queued) or finished at `since` or later
+-- (unix time: what failed while the run drained the queue, whoever queued it).
 SELECT t_id, t_server, t_vps, t_type, t_output FROM transactions
-WHERE t_id >= %(first_id)s AND t_done = 1 AND t_success = 0
+WHERE t_done = 1 AND t_success = 0
+  AND ((%(first_id)s IS NOT NULL AND t_id >= %(first_id)s) OR (%(since)s IS NOT NULL AND t_end >= %(since)s))
 ORDER BY t_id
 
 -- name: next_id

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab.core import mysql
+from lab.core import mysql, tls
 from lab.core.config import PROJECT_ROOT, LabConfig
 from lab.core.products import products
 from lab.core.topology import HOSTS, host
@@ -49,6 +49,7 @@ class Lab:
                         app_user="vpsadmin_" + hashlib.sha256(vpsadmin_db.encode()).hexdigest()[:10],
                         app_password=secrets.token_urlsafe(18).replace("-", "x").replace("_", "y"))
         cfg.save()
+        tls.generate(cfg)  # the CA and certificate the vpsAdmin API serves with (https)
         mysql.create_user(cfg.mysql_kwargs(), cfg.app_user, cfg.app_password)
         return cls(cfg)
 

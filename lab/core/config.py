@@ -65,6 +65,23 @@ class LabConfig:
         return self.ssh_dir / "known_hosts"
 
     @property
+    def tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The lab CA's certificate: the bundle clients check the lab's TLS servers against."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.tls_dir / "server.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.tls_dir / "server.key"
+
+    @property
     def pid_file(self) -> Path:
         return self.root / "lab.pid"
 

@@ -33,7 +33,7 @@ def start_daemons(cfg: LabConfig, stopping: threading.Event) -> None:
             VpsadmindV1_22(cfg.node_root(host.name), host.server["server_id"], cfg.mysql_kwargs(),
                            cfg.vpsadmin_db, stopping).start()
     ApiServer(cfg.node_root(host_with_role("api").name), cfg.mysql_kwargs(), cfg.vpsadmin_db,
-              stopping).start()
+              stopping, cfg.tls_cert, cfg.tls_key).start()
 
 
 def seed_world(cfg: LabConfig, reset_timezones: bool = False, pools: bool = True) -> dict:
@@ -71,11 +71,13 @@ def connections(cfg: LabConfig) -> dict[str, dict]:
             "login": cfg.app_user, "password": cfg.app_password,
             "schema": cfg.vpsadmin_db, "extra": {"charset": "utf8mb4"},
         },
-        # The 2.0 API (lab/vpsadmin/api.py) once `thin` runs it; the seed's admin password is
-        # ":heslo1" (m_pass = md5(login + password), the API's md5 provider).
+        # The 2.0 API (lab/vpsadmin/api.py) once `thin` runs it, over https with a certificate
+        # of the lab's own CA; the seed's admin password is ":heslo1" (m_pass = md5(login +
+        # password), the API's md5 provider).
         "vpsadmin_api": {
             "conn_type": "http", "host": host_with_role("api").address, "port": 9292,
-            "schema": "http", "login": "admin", "password": ":heslo1",
+            "schema": "https", "login": "admin", "password": ":heslo1",
+            "extra": {"verify": str(cfg.tls_ca)},
         },
         "vpsadmin_ssh": {
             "conn_type": "ssh", "host": host_with_role("api").address, "port": cfg.ssh_port,

@@ -1,4 +1,4 @@
-"""The vpsAdmin 2.0 API over HTTP, as the lab's API host serves it.
+"""The vpsAdmin 2.0 API over HTTPS, as the lab's API host serves it.
 
 It listens while the API node's /var/lib/lab/services/vpsadmin-api says "running" (the thin
 simulator writes it, with {"address", "port"} in /var/lib/lab/vpsadmin-api.json; default
@@ -6,6 +6,10 @@ simulator writes it, with {"address", "port"} in /var/lib/lab/vpsadmin-api.json;
 "message": null, "errors": null}, errors with status false and a message. HTTP basic auth
 with a member of m_level >= 90 (admin); passwords are checked as the API's md5 provider does,
 md5(login + password) against members.m_pass.
+
+It speaks TLS only (the admin's password comes with every request), with the lab's server
+certificate (lab/core/tls.py); clients check it against the lab's CA (LabConfig.tls_ca), as
+the `vpsadmin_api` connection of `lab env` says.
 
 Resources (API 5d85ee934, lib/vpsadmin/api/resources/integrity_*.rb):
   GET  /  and  GET /v1/                       version information
@@ -23,6 +27,7 @@ import base64
 import hashlib
 import json
 import logging
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -259,15 +264,35 @@ def _handler(api: VpsadminApi):
     return Handler
 
 
+class TlsHttpServer(ThreadingHTTPServer):
+    """HTTP over TLS. The handshake runs in the request's own thread: in accept() a client that
+    stalls it would hold up every other client."""
+
+    def __init__(self, address: tuple[str, int], handler, cert_file: Path, key_file: Path):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        super().__init__(address, handler)
+        self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def finish_request(self, request, client_address) -> None:
+        try:
+            request.do_handshake()
+        except OSError as e:  # ssl.SSLError: plain HTTP, or a client that does not trust the lab's CA
+            log.info("vpsadmin-api: no TLS handshake with %s: %s", client_address[0], e)
+            return
+        super().finish_request(request, client_address)
+
+
 class ApiServer(threading.Thread):
     """Follows the API node's vpsadmin-api service: listens while it runs."""
 
     def __init__(self, node_root: Path, mysql_kwargs: dict, db_name: str,
-                 stopping: threading.Event):
+                 stopping: threading.Event, cert_file: Path, key_file: Path):
         super().__init__(name="vpsadmin-api", daemon=True)
         self.node_root, self.stopping = Path(node_root), stopping
+        self.cert_file, self.key_file = cert_file, key_file
         self.api = VpsadminApi(mysql_kwargs, db_name)
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: TlsHttpServer | None = None
         self.bound: tuple[str, int] | None = None
 
     def wanted(self) -> tuple[str, int] | None:
@@ -287,8 +312,8 @@ class ApiServer(threading.Thread):
                 self.close()
                 if wanted:
                     try:
-                        self.httpd = ThreadingHTTPServer(wanted, _handler(self.api))
-                    except OSError as e:
+                        self.httpd = TlsHttpServer(wanted, _handler(self.api), self.cert_file, self.key_file)
+                    except OSError as e:  # also ssl.SSLError, or no certificate files (a lab made before TLS)
                         log.warning("vpsadmin-api cannot listen on %s:%s: %s", *wanted, e)
                         continue
                     self.httpd.daemon_threads = True

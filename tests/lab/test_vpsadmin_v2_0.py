@@ -1,11 +1,12 @@
 """The lab's vpsAdmin 2.0 parts: vpsAdmind 2.0 (lab/vpsadmin/vpsadmind_v2_0.py) taking over a node from
-1.22, its transaction handlers, vpsadmindctl over the node's socket, the API over HTTP and
+1.22, its transaction handlers, vpsadmindctl over the node's socket, the API over HTTPS and
 the integrity check (lab/vpsadmin/api.py, lab/vpsadmin/integrity.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import ssl
 import time
 import urllib.request
 
@@ -140,14 +141,16 @@ def test_vpsadmindctl(v2_0_node):
     assert rc == 1 and "Connection refused - connect(2) for /var/run/vpsadmind.sock" in err
 
 
-def api(method: str, path: str, body: dict | None = None, password: str = ":heslo1"):
+def api(lab, method: str, path: str, body: dict | None = None, password: str = ":heslo1"):
+    """A request to the lab's API (https, its certificate checked against the lab's CA)."""
     request = urllib.request.Request(
-        f"http://127.0.1.2:9292{path}", method=method,
+        f"https://127.0.1.2:9292{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json", "Authorization": "Basic " +
                  base64.b64encode(f"admin:{password}".encode()).decode()})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10,
+                                    context=ssl.create_default_context(cafile=lab.cfg.tls_ca)) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -161,16 +164,16 @@ def test_api_integrity_check_of_vpses(v2_0_node):
     deadline = time.monotonic() + 15
     while True:
         try:
-            status, body = api("GET", "/v1/")
+            status, body = api(lab, "GET", "/v1/")
             break
         except OSError:
             assert time.monotonic() < deadline, "the API never listened"
             time.sleep(0.5)
     assert status == 200 and body["status"] is True
-    assert api("GET", "/v1/integrity_checks", password="wrong")[0] == 401
+    assert api(lab, "GET", "/v1/integrity_checks", password="wrong")[0] == 401
 
     # Plain `integrity_check new`: only Finalize runs, on the node that reported last.
-    status, body = api("POST", "/v1/integrity_checks", {"integrity_check": {}})
+    status, body = api(lab, "POST", "/v1/integrity_checks", {"integrity_check": {}})
     assert status == 200, body
     plain = body["response"]["integrity_check"]["id"]
     assert scalar(lab, "SELECT COUNT(*) FROM transactions t JOIN transaction_chains c ON "
@@ -178,11 +181,11 @@ def test_api_integrity_check_of_vpses(v2_0_node):
                        "cc.transaction_chain_id = c.id WHERE cc.row_id = %s", (plain,)) == 1
 
     # node1 runs 2.0: a VPS check of node1 alone (node2 is still 1.22 and would not run it).
-    status, body = api("POST", "/v1/integrity_checks", {"integrity_check": {"vps": True, "node": 1}})
+    status, body = api(lab, "POST", "/v1/integrity_checks", {"integrity_check": {"vps": True, "node": 1}})
     assert status == 200, body
     check = body["response"]["integrity_check"]["id"]
     deadline = time.monotonic() + 30
-    while (result := api("GET", f"/v1/integrity_checks/{check}")[1]["response"]["integrity_check"]
+    while (result := api(lab, "GET", f"/v1/integrity_checks/{check}")[1]["response"]["integrity_check"]
            )["finished_at"] is None:
         assert time.monotonic() < deadline, query(
             lab, "SELECT t_id, t_type, t_server, t_done, t_success, t_output FROM transactions "
@@ -190,13 +193,13 @@ def test_api_integrity_check_of_vpses(v2_0_node):
         time.sleep(0.5)
     vpses = scalar(lab, "SELECT COUNT(*) FROM vps WHERE vps_server = 1")
     assert result["checked_objects"] >= vpses
-    facts = api("GET", f"/v1/integrity_facts?integrity_fact[integrity_check]={check}"
-                       "&integrity_fact[name]=exists")[1]["response"]["integrity_facts"]
+    facts = api(lab, "GET", f"/v1/integrity_facts?integrity_fact[integrity_check]={check}"
+                            "&integrity_fact[name]=exists")[1]["response"]["integrity_facts"]
     vps_exists = [f for f in facts if f["integrity_object"]["class_name"] == "Vps"]
     assert len(vps_exists) == vpses and all(f["status"] == "true" for f in vps_exists)
     assert vps_exists[0]["expected_value"] == "--- true\n...\n"
     # the world's configs carry no PHYSPAGES: memory is unlimited on the node, a false fact
-    false = api("GET", f"/v1/integrity_facts?integrity_fact[integrity_check]={check}"
-                       "&integrity_fact[status]=false&integrity_fact[name]=memory")[1]
+    false = api(lab, "GET", f"/v1/integrity_facts?integrity_fact[integrity_check]={check}"
+                            "&integrity_fact[status]=false&integrity_fact[name]=memory")[1]
     assert false["response"]["integrity_facts"], false
     assert result["status"] == "broken"

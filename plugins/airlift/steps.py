@@ -6,17 +6,19 @@ the things that implement it:
 - its doc: the doc_md line `Runbook step: db.remove-stray-vps` (tests check every step id of
   every DAG is named by a task);
 - its files: `db/remove-stray-vps.sql` under include/sql/<product>/ and `db/...sh` under
-  include/scripts/<product>/ (found through the DAG's template_searchpath).
+  include/scripts/<product>/ (found through the DAG's template_searchpath);
+- its script's arguments: `{filesystem}` filled in from the node or pool it runs for (fill).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import cache
 
 import yaml
 
+from airlift.errors import StepError
 from airlift.sql import INCLUDE_DIR
 
 STEP_LINE = re.compile(r"^Runbook step:\s*(\S+)\s*$", re.MULTILINE)
@@ -76,3 +78,36 @@ def step_doc(step_ids: Sequence[str], text: str) -> str:
 
 def steps_named(doc_md: str | None) -> list[str]:
     return STEP_LINE.findall(doc_md or "")
+
+
+# What a script argument may take from the node or pool a mapped step runs for (its inventory
+# row, checked where it was read): `args=["{filesystem}"]`.
+PLACEHOLDERS = ("filesystem", "address", "pool_id", "server_id")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def fill(arg: str, item: dict, known: Collection[str] = PLACEHOLDERS) -> str:
+    """A script argument with each `{key}` of `known` replaced by item[key], in one pass: a
+    value is never searched for placeholders itself. Refused (StepError): any other `{...}`
+    (a misspelt placeholder would reach the script as literal text), a key the item lacks, and
+    a value that could change what the script is told: not a string or number, empty, with a
+    leading `-` (an option to the tools it runs) or a control character (a newline starts
+    another line of whatever file it reaches). The result is one argv word: the caller passes
+    it on as such (NodeHook quotes it)."""
+
+    def value(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in known:
+            raise StepError(f"argument {arg!r}: {{{key}}} is not a placeholder ({', '.join(known)})")
+        if key not in item:
+            raise StepError(f"argument {arg!r}: {item.get('server_name', 'the item')!r} has no {key}")
+        text = item[key]
+        if isinstance(text, bool) or not isinstance(text, str | int):
+            raise StepError(f"argument {arg!r}: {key} {text!r} is not a string or a number")
+        text = str(text)
+        if not text or text.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise StepError(f"argument {arg!r}: {key} {text!r} is empty, starts with '-' or holds a control "
+                            "character")
+        return text
+
+    return _PLACEHOLDER.sub(value, arg)

@@ -15,6 +15,8 @@ from airflow.providers.mysql.hooks.mysql import MySqlHook
 
 from airlift import sql
 from airlift.connections import VPSADMIN_DB
+from airlift.errors import StepError
+from vpsadmin import inventory
 
 
 class VpsAdminDbHook(MySqlHook):
@@ -89,8 +91,13 @@ class VpsAdminDbHook(MySqlHook):
         return self._read("environments.sql", "environments")
 
     def pools(self) -> list[dict]:
-        """Every storage pool with its node's id, name and address."""
-        return self._read("pools.sql", "pools")
+        """Every storage pool with its node's id, name and address. Refused when a pool's
+        filesystem or its node's address could not safely reach a command (vpsadmin/inventory.py)."""
+        pools = self._read("pools.sql", "pools")
+        errors = inventory.unsafe_pools(pools)
+        if errors:
+            raise StepError("the database holds pools no command may use; fix them first:\n- " + "\n- ".join(errors))
+        return pools
 
     def pending_by_server(self) -> dict[int, int]:
         return {r["t_server"]: int(r["pending"]) for r in self._read("transactions.sql", "pending_by_server")}
@@ -107,6 +114,10 @@ class VpsAdminDbHook(MySqlHook):
     def chain(self, chain_id: int) -> dict | None:
         rows = self._read("transactions.sql", "chain", {"chain_id": int(chain_id)})
         return rows[0] if rows else None
+
+    def open_chains(self) -> list[dict]:
+        """2.0 transaction chains not in a final state (staged, queued, running, rolling back)."""
+        return self._read("transactions.sql", "open_chains")
 
     def chain_failures(self, chain_id: int) -> list[dict]:
         return self._read("transactions.sql", "chain_failures", {"chain_id": int(chain_id)})

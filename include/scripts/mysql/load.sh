@@ -9,8 +9,22 @@
 # migration, which leaves tables the dump does not know. Credentials come from ~/.my.cnf.
 set -euo pipefail
 file=$1 database=$2 sha256=$3 replace=${4:-}
+# They come from XCom: checked before any of them reaches SQL or a command's arguments (a
+# FILE that starts with `-` would be an option).
 if [[ ! $database =~ ^[A-Za-z0-9_]{1,64}$ ]]; then
     echo "$database is not a plain database name" >&2
+    exit 2
+fi
+if [[ ! $file =~ ^/[A-Za-z0-9._+/-]+$ || /$file/ == */../* ]]; then
+    echo "$file is not an absolute path of letters, digits and ._+-" >&2
+    exit 2
+fi
+if [[ ! $sha256 =~ ^[0-9a-f]{64}$ ]]; then
+    echo "$sha256 is not a sha256 checksum" >&2
+    exit 2
+fi
+if [[ -n $replace && $replace != --replace ]]; then
+    echo "unknown option $replace" >&2
     exit 2
 fi
 actual=$(sha256sum "$file" | cut -d' ' -f1)

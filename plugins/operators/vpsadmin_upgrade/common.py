@@ -17,7 +17,7 @@ from airlift.connections import VPSADMIN_API, VPSADMIN_DB, VPSADMIN_SSH
 from airlift.errors import StepError
 from airlift.remote import NodeCommandError
 from operators.runbook_step import Plan, RunbookStepOperator, run_label
-from vpsadmin import crontab, environments
+from vpsadmin import crontab, environments, inventory
 
 API_ROOT = "/opt/vpsadminapi"
 
@@ -182,7 +182,9 @@ class PoolInventoryOperator(VpsAdminStepOperator):
 
     def execute(self, context) -> list[dict]:
         wanted, pools = {self.ROLES[r] for r in self.roles}, []
-        for p in self.db.pools():
+        with self.step_errors():  # the hook refuses pools whose filesystem or address is unsafe
+            found = self.db.pools()
+        for p in found:
             name = environments.short_name(p["server_name"])
             if p["role"] in wanted and p["server_name"] not in self.skip_nodes and name not in self.skip_nodes:
                 pools.append({"pool_id": p["pool_id"], "filesystem": p["filesystem"], "role": p["role"],
@@ -281,6 +283,9 @@ class WebMountsOperator(VpsAdminStepOperator):
         self.settings, self.pools, self.subdataset, self.mountpoint = settings, pools, subdataset, mountpoint
 
     def probe(self, context) -> Plan:
+        errors = inventory.unsafe_pools(self.pools)  # from XCom: checked again before any line reaches fstab
+        if errors:
+            raise StepError("refusing pools that are unsafe in /etc/fstab and mount:\n- " + "\n- ".join(errors))
         host = self.settings["api_host"]
         table = self.nodes.run(host, ["mount"]).stdout
         fstab = self.nodes.run(host, "cat /etc/fstab 2>/dev/null || true").stdout.splitlines()

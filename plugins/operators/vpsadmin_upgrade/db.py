@@ -89,6 +89,12 @@ class EncodingProbeOperator(VpsAdminStepOperator, SkipMixin):
         return record
 
 
+def scratch_database(database: str) -> str:
+    """Where the encoding fix reloads its dump: recomputed from the settings by every step that
+    uses it, never taken from an XCom (the swap drops it)."""
+    return f"{database}_airlift_enc"
+
+
 class EncodingReloadOperator(VpsAdminStepOperator):
     """Reloads the latin1 dump as utf8 into a scratch database (`<database>_airlift_enc`) and
     proves the round trip: same rows, every text cell equal to its repaired original, the
@@ -104,7 +110,7 @@ class EncodingReloadOperator(VpsAdminStepOperator):
 
     @property
     def scratch(self) -> str:
-        return f"{self.settings['database']}_airlift_enc"
+        return scratch_database(self.settings["database"])
 
     def probe(self, context) -> Plan:
         return Plan([f"{self.settings['db_host']}: load.sh {self.dump['path']} {self.scratch}; verify every row"])
@@ -157,8 +163,13 @@ class EncodingSwapOperator(VpsAdminStepOperator):
         self.settings, self.reload = settings, reload
 
     def _names(self) -> tuple[str, str, str]:
+        """(the database, the scratch copy, where the originals go): from the settings alone,
+        which must name the connection's database."""
         database = self.settings["database"]
-        return database, self.reload["scratch"], f"{database}_airlift_enc_old"
+        if database != self.db.database:
+            raise StepError(f"the settings name database {database!r}, connection {self.mysql_conn_id} "
+                            f"{self.db.database!r}; nothing is swapped or dropped")
+        return database, scratch_database(database), f"{scratch_database(database)}_old"
 
     def probe(self, context) -> Plan:
         database, scratch, old = self._names()

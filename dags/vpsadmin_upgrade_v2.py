@@ -70,6 +70,8 @@ with DAG(
                          description="SSH address of the database server (dumps run there); empty: vpsadmin_db's."),
         "backup_dir": Param("/var/backups/vpsadmin", type="string", title="Backup directory",
                             description="Existing directory on the DB host for the dumps."),
+        "keep_dumps": Param(5, type="integer", minimum=1, title="Dumps kept",
+                            description="Of each kind (full backup, encoding dump), the newest this many stay."),
         "skip_nodes": Param([], type="array", items={"type": "string"}, title="Nodes to skip",
                             description="Server names (or short names) left out, e.g. dead nodes."),
         "encoding_known_names": Param({}, type="object", title="Known member names",
@@ -116,9 +118,10 @@ with DAG(
         inventory = preflight.InventoryOperator(task_id="inventory", skip_nodes=SKIP_NODES)
         backup = MysqlDumpOperator(
             step="db.backup", settings=settings, mode="full", label="before-v2-upgrade",
-            execution_timeout=timedelta(hours=6),
-            doc_md="A full, consistent dump of the database on the DB host, verified (gzip test, completion "
-                   "trailer, size, sha256 in XCom) before the first change; the runbook leaves it to the admin.")
+            keep_dumps="{{ params.keep_dumps }}", execution_timeout=timedelta(hours=6),
+            doc_md="A full, consistent dump of the database on the DB host, verified (read back whole: gzip check, "
+                   "completion trailer, every table of the database in it; sha256 in XCom) before the first change; "
+                   "the runbook leaves it to the admin. Older ones beyond keep_dumps are deleted.")
         phase = preflight.UpgradePhaseOperator(task_id="upgrade_phase",
                                                v1_22_prefixes=("prereq.", "db.", "api.shutdown"))
         check_params >> inventory >> backup >> phase >> SectionReportOperator(section="Preflight")
@@ -147,7 +150,8 @@ with DAG(
         encoding_probe = db.EncodingProbeOperator(task_id="encoding_probe", step="db.encoding", settings=settings)
         encoding_dump = MysqlDumpOperator(
             task_id="encoding_dump", step="db.encoding", settings=settings, mode="latin1", label="encoding-latin1",
-            tables=ENCODING_TABLES, doc_md="The encoding fix's latin1 dump of the four tables (kept as their backup).")
+            tables=ENCODING_TABLES, keep_dumps="{{ params.keep_dumps }}",
+            doc_md="The encoding fix's latin1 dump of the four tables (kept as their backup).")
         encoding_reload = db.EncodingReloadOperator(
             task_id="encoding_reload", step="db.encoding", settings=settings, dump=encoding_dump.output,
             known_names="{{ params.encoding_known_names }}")

@@ -9,7 +9,9 @@ database in `schema`.
 from __future__ import annotations
 
 import json
-from contextlib import closing
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 from airflow.providers.mysql.hooks.mysql import MySqlHook
 
@@ -130,6 +132,24 @@ class VpsAdminDbHook(MySqlHook):
         """Which of `tables` exist in `database`."""
         rows = self._read("schema.sql", "tables", {"database": database, "tables": tables})
         return {r["TABLE_NAME"] for r in rows}
+
+    def base_tables(self, database: str) -> set[str]:
+        """Every table of `database` (not the views)."""
+        return {r["TABLE_NAME"] for r in self._read("schema.sql", "base_tables", {"database": database})}
+
+    @contextmanager
+    def server_marker(self) -> Iterator[dict]:
+        """Holds a lock with a name made for this call, in one session, while the block runs;
+        yields the lock's name and that session's id (what only this server can tell another
+        client) and the server's hostname, port and server_id (for messages)."""
+        lock = f"airlift-{uuid.uuid4().hex}"
+        with closing(self.get_conn()) as conn, closing(conn.cursor()) as cur:
+            cur.execute(sql.statement("vpsadmin/hook/server.sql", "take_lock"), {"lock": lock})
+            taken, connection_id, hostname, port, server_id = cur.fetchone()
+            if taken != 1:
+                raise RuntimeError(f"GET_LOCK({lock!r}) returned {taken!r}")
+            yield {"lock": lock, "connection_id": int(connection_id), "hostname": hostname, "port": int(port),
+                   "server_id": int(server_id)}  # the lock ends with the session
 
     def table_engines(self, tables: list[str]) -> dict[str, str]:
         rows = self._read("schema.sql", "engines", {"database": self.database, "tables": tables})

@@ -7,6 +7,8 @@ Each step is probe -> apply (RunbookStepOperator); hooks do the I/O, plugins/vps
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 import shlex
 from collections.abc import Sequence
 from functools import cached_property
@@ -18,6 +20,7 @@ from airlift.errors import StepError
 from airlift.remote import NodeCommandError
 from operators.runbook_step import Plan, RunbookStepOperator, run_label
 from vpsadmin import crontab, environments, inventory
+from vpsadmin.params import ABS_PATH, DB_NAME
 
 API_ROOT = "/opt/vpsadminapi"
 
@@ -63,27 +66,54 @@ class VpsAdminStepOperator(RunbookStepOperator):
 
 class MysqlDumpOperator(VpsAdminStepOperator):
     """A dump of the database (or `tables` of it) on the DB host with include/scripts/mysql/
-    dump.sh, verified there (gzip test, completion trailer); returns its path, size and sha256.
-    A retry of the same run keeps a dump that still verifies.
+    dump.sh, verified there (read back whole: gzip's check, the completion trailer) and here:
+    it creates every table of the database as connection vpsadmin_db sees it (or every one of
+    `tables`). Returns its path, size, sha256, uncompressed bytes and tables. A retry of the
+    same run keeps a dump that still verifies. Once it verifies, the older dumps of the same
+    database and label beyond the newest `keep_dumps` are deleted.
 
     :param mode: `full` (consistent, gzip-compressed) or `latin1` (the encoding fix's dump).
-    :param label: what the file name says the dump is for."""
+    :param label: what the file name says the dump is for.
+    :param keep_dumps: how many dumps of this database and label the backup directory keeps,
+        this run's included (None: all). Only files named as this step names its dumps count;
+        none is deleted while another run of the DAG is unfinished (one may be its dump)."""
 
-    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings", "keep_dumps")
     SUFFIX = {"full": ".sql.gz", "latin1": ".sql"}
+    UNFINISHED = ["queued", "running"]  # DAG run states
 
-    def __init__(self, *, settings, mode: str, label: str, tables: Sequence[str] = (), **kwargs):
+    def __init__(self, *, settings, mode: str, label: str, tables: Sequence[str] = (), keep_dumps=None, **kwargs):
         kwargs.setdefault("script", "mysql/dump.sh")
         super().__init__(**kwargs)
         self.settings, self.mode, self.file_label, self.tables = settings, mode, label, list(tables)
+        self.keep_dumps = keep_dumps
+
+    def _prefix(self) -> str:
+        """`<database>-<label>-`: how every dump of this step's database and label is named
+        (then the run's label and the suffix); the settings come from XCom, so checked here."""
+        database, backup_dir = self.settings["database"], self.settings["backup_dir"]
+        errors = inventory.check_address("db_host", self.settings["db_host"])
+        if not isinstance(database, str) or not DB_NAME.fullmatch(database):
+            errors.append(f"database {database!r} is not a plain database name")
+        if not isinstance(backup_dir, str) or not ABS_PATH.fullmatch(backup_dir) or "/../" in f"{backup_dir}/":
+            errors.append(f"backup_dir {backup_dir!r} is not an absolute path of letters, digits and ._+-")
+        if self.keep_dumps is not None and (isinstance(self.keep_dumps, bool) or not isinstance(self.keep_dumps, int)
+                                            or self.keep_dumps < 1):
+            errors.append(f"keep_dumps {self.keep_dumps!r} is not a number of dumps (1 or more)")
+        if errors:
+            raise StepError("refusing to dump with these settings:\n- " + "\n- ".join(errors))
+        return f"{database}-{self.file_label}-"
 
     def _args(self, context) -> list[str]:
-        path = (f"{self.settings['backup_dir']}/{self.settings['database']}-{self.file_label}-"
-                f"{run_label(context)}{self.SUFFIX[self.mode]}")
+        path = f"{self.settings['backup_dir'].rstrip('/')}/{self._prefix()}{run_label(context)}{self.SUFFIX[self.mode]}"
         return [self.mode, self.settings["database"], path, *self.tables]
 
     def probe(self, context) -> Plan:
-        return Plan([f"{self.settings['db_host']}: dump.sh {shlex.join(self._args(context))}"])
+        changes = [f"{self.settings['db_host']}: dump.sh {shlex.join(self._args(context))}"]
+        if self.keep_dumps is not None:
+            changes.append(f"{self.settings['db_host']}: then keep the newest {self.keep_dumps} of "
+                           f"{self.settings['backup_dir']}/{self._prefix()}*{self.SUFFIX[self.mode]}")
+        return Plan(changes)
 
     def apply(self, context, plan: Plan) -> dict | None:
         return self.remote_job(context, self.nodes, self.settings["db_host"], self.script, self._args(context), plan)
@@ -91,14 +121,57 @@ class MysqlDumpOperator(VpsAdminStepOperator):
     def job_done(self, context, plan: Plan, result) -> dict:
         super().job_done(context, plan, result)
         dump = json.loads(result.stdout.strip().splitlines()[-1])
-        if not dump["size"]:
-            raise StepError(f"{dump['path']} is empty")
-        self.log.info("%s: %s, %d bytes, sha256 %s%s", self.label, dump["path"], dump["size"], dump["sha256"],
+        database = self.settings["database"]
+        missing = sorted((set(self.tables) or self.db.base_tables(database)) - set(dump["tables"]))
+        if missing:
+            raise StepError(f"{dump['path']} on {self.settings['db_host']} lacks {len(missing)} table(s) of {database} "
+                            f"that connection {self.mysql_conn_id} sees: {', '.join(missing[:20])}. Is the DB host's "
+                            "~/.my.cnf for another server? Remove the file before the next try.")
+        self.log.info("%s: %s, %d bytes (%d uncompressed), %d tables, sha256 %s%s", self.label, dump["path"],
+                      dump["size"], dump["bytes"], len(dump["tables"]), dump["sha256"],
                       " (kept from an earlier try)" if dump["reused"] else "")
-        return dump
+        return {**dump, "removed": self._remove_old_dumps(context, dump["path"])}
+
+    def _remove_old_dumps(self, context, current: str) -> list[str]:
+        """Deletes this database's and label's dumps beyond the newest keep_dumps, never
+        `current` (this run's); returns their paths."""
+        if self.keep_dumps is None:
+            return []
+        unfinished = context["ti"].get_dr_count(dag_id=self.dag_id, states=self.UNFINISHED) - 1  # this run is one
+        if unfinished > 0:
+            self.log.warning("%s: %d other run(s) of %s are unfinished: no old dump removed", self.label, unfinished,
+                             self.dag_id)
+            return []
+        host, directory, suffix = self.settings["db_host"], posixpath.dirname(current), self.SUFFIX[self.mode]
+        listing = self.nodes.run(host, ["find", directory, "-maxdepth", "1", "-type", "f", "-name",
+                                        f"{self._prefix()}*{suffix}", "-printf", "%T@ %f\\0"]).stdout
+        names = old_dumps(listing, self._prefix(), suffix, self.keep_dumps, posixpath.basename(current))
+        paths = [f"{directory}/{name}" for name in names]
+        if paths:
+            self.nodes.run(host, ["rm", "-f", "--", *paths])
+            self.log.info("%s: removed %d old dump(s) (keep_dumps %d): %s", self.label, len(paths), self.keep_dumps,
+                          ", ".join(paths))
+        return paths
 
     def verify(self, context, plan: Plan) -> Plan:
         return Plan()  # dump.sh verified the file before it reported it
+
+
+
+def old_dumps(listing: str, prefix: str, suffix: str, keep: int, current: str) -> list[str]:
+    """The dumps to delete, oldest first, from `find -printf '%T@ %f\\0'` output: the files named
+    `<prefix><run label><suffix>` beyond the newest `keep` (`current` counts as the newest and
+    is never among them). Only run labels of the ids Airflow gives runs (`<run type>__...`)
+    count: a dump of a run with an id of its own stays, and so does one whose label merely
+    starts like this one (`before-v2` would otherwise take `before-v2-upgrade-manual__...`)."""
+    own = re.compile(re.escape(prefix) + r"[a-z_]+__[A-Za-z0-9._-]+" + re.escape(suffix))
+    dumps = []
+    for entry in filter(None, listing.split("\0")):
+        mtime, _, name = entry.partition(" ")
+        if own.fullmatch(name) and name != current:
+            dumps.append((float(mtime), name))
+    newest_first = [name for _, name in sorted(dumps, reverse=True)]
+    return newest_first[max(keep - 1, 0):][::-1]
 
 
 class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):

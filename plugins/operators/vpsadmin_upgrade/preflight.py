@@ -26,6 +26,10 @@ class PreflightOperator(VpsAdminStepOperator):
     settings the later steps use; pushes the API and DB hosts as nodes (XCom keys `api_node`,
     `db_node`) for the steps that run on one of them."""
 
+    def __init__(self, **kwargs):
+        kwargs.setdefault("script", "mysql/server-identity.sh")  # _check_dump_server runs it on the DB host
+        super().__init__(**kwargs)
+
     def execute(self, context) -> dict:
         with self.step_errors():
             settings = self._settings({key: context["params"].get(key) for key in UPGRADE_PARAMS if
@@ -67,12 +71,31 @@ class PreflightOperator(VpsAdminStepOperator):
         tools = self.nodes.run(db_host, "command -v mysqldump mysql mysql_tzinfo_to_sql", check=False)
         if not tools.ok or len(tools.stdout.split()) < 3:
             raise_if([f"the DB host {db_host} lacks the MySQL client tools (mysqldump, mysql, mysql_tzinfo_to_sql)"])
+        self._check_dump_server(db_host)
         subnets = upgrade.get("sharenfs_subnets") or sorted(
             {".".join(s["server_ip4"].split(".")[:3]) + ".0/24" for s in servers})
         skipped = [{"server_id": s["server_id"], "server_name": s["server_name"]} for s in servers
                    if s["server_name"] in skip_nodes or s["server_name"].split(".")[0] in skip_nodes]
         return {"api_host": api_host, "db_host": db_host, "database": self.db.database, "skipped_servers": skipped,
                 "backup_dir": backup_dir.rstrip("/") or "/", "subnets": subnets}
+
+    def _check_dump_server(self, db_host: str) -> None:
+        """Dumps and restores run on the DB host with its ~/.my.cnf, which may name another
+        server than connection vpsadmin_db: the backup would be of another database. The
+        connection's session holds a lock with a name made for this check; the DB host's client
+        must see that same session holding it."""
+        with self.db.server_marker() as here:
+            result = self.nodes.run_script(db_host, self.script, [here["lock"]], check=False, timeout=30)
+        connection = f"{here['hostname']}:{here['port']} (server_id {here['server_id']})"
+        if not result.ok:
+            raise_if([f"the MySQL client on the DB host {db_host} reaches no server with its ~/.my.cnf (connection "
+                      f"{self.mysql_conn_id} reaches {connection}): {result.tail(3)}"])
+        fields = (result.stdout.strip().splitlines() or [""])[-1].split("\t")  # holder, hostname, port, server_id
+        there = "{}:{} (server_id {})".format(*fields[1:]) if len(fields) == 4 else repr(result.stdout.strip())
+        if fields[0] != str(here["connection_id"]):
+            raise_if([f"the DB host {db_host}'s ~/.my.cnf reaches another MySQL server, {there}, than connection "
+                      f"{self.mysql_conn_id}, {connection} (a lock held through the connection is not held there): "
+                      "the dumps would not back up this database. Point both at the same server."])
 
 
 class InventoryOperator(VpsAdminStepOperator):

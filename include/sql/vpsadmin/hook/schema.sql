@@ -16,3 +16,7 @@ WHERE TABLE_SCHEMA = %(database)s AND TABLE_NAME IN %(tables)s
 SELECT ID, USER, TIME, LEFT(INFO, 200) AS INFO FROM information_schema.PROCESSLIST
 WHERE DB = %(database)s AND COMMAND = 'Query' AND ID <> CONNECTION_ID()
 ORDER BY ID
+
+-- name: base_tables
+SELECT TABLE_NAME FROM information_schema.tables
+WHERE TABLE_SCHEMA = %(database)s AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')

@@ -34,10 +34,9 @@ from operators.vpsadmin_upgrade.common import (
     CrontabDisableOperator,
     MysqlDumpOperator,
     PoolInventoryOperator,
-    RakeMigrateOperator,
     WebMountsOperator,
 )
-from sensors.transaction_queue import TransactionChainSensor, TransactionQueueSensor
+from sensors.transaction_queue import OpenChainsSensor, TransactionChainSensor, TransactionQueueSensor
 from vpsadmin.encoding import TABLES as ENCODING_TABLES
 from vpsadmin.environments import DEFAULT_ENVIRONMENTS, DEFAULT_MINIMUMS, DEFAULT_RESOURCES
 
@@ -176,21 +175,12 @@ with DAG(
                                             trigger_rule="none_failed")  # shutdown: skipped once migrated
         update_api = NodeScriptOperator(step="api.update-api", node=api_node, script="git-pull.sh",
                                         args=["/opt/vpsadminapi", "bundler"])
-        migrate_pinned = RakeMigrateOperator(
+        pinned_backup, migrate_pinned, _ = api.migration_with_restore(
             step="api.migrate-pinned", settings=settings, version=preflight.PINNED_VERSION,
-            execution_timeout=timedelta(hours=6),
+            label="before-migrate-pinned", keep_dumps="{{ params.keep_dumps }}",
             doc_md=f"`rake db:migrate VERSION={preflight.PINNED_VERSION}` on the API host (stray VPSes and empty "
                    "time zone tables make it fail). A retry attaches to the rake already running; a rake that "
-                   "failed is not run again: the next two tasks offer the restore.")
-        approve_restore = api.RestoreGateOperator(
-            task_id="approve_restore", step="api.migrate-pinned", migrate_task_id=migrate_pinned.task_id,
-            plan=backup.output, subject="The migration failed: restore the pre-upgrade backup?",
-            body="`rake db:migrate` failed and left the schema half migrated (MySQL DDL is not transactional). "
-                 "**Approve** drops every table of the database and loads this run's verified backup (below); "
-                 "then fix the cause (see the migration's log) and trigger the DAG again. **Reject** leaves the "
-                 "database as the migration left it.", doc_md="Approval before restoring the backup.")
-        restore = api.DatabaseRestoreOperator(task_id="restore_database", step="api.migrate-pinned",
-                                              settings=settings, dump=backup.output)
+                   "failed is not run again: the next two tasks offer the restore of the dump before it.")
         envs = api.EnvironmentsOperator(step="api.environments", environments="{{ params.environments }}")
         servers = api.ServersOperator(step="api.servers", environments="{{ params.environments }}")
         sysconfig = api.SysconfigOperator(step="api.sysconfig", name="snapshot_download_base_url",
@@ -201,7 +191,7 @@ with DAG(
         expiration = SqlStepOperator(step="api.members-expiration", enabled="{{ params.members_expiration }}")
         confirmed = SqlStepOperator(step="api.vps-confirmed")
         start_api = api.StartApiOperator(step="api.start", settings=settings)
-        shutdown >> update_haveapi >> update_api >> migrate_pinned >> approve_restore >> restore
+        shutdown >> update_haveapi >> update_api >> pinned_backup
         migrate_pinned >> envs >> servers >> default_resources >> [sysconfig, expiration, confirmed] >> start_api
         api_report = start_api >> SectionReportOperator(section="API")
 
@@ -280,9 +270,14 @@ with DAG(
         mail_templates >> ip_owners >> resources >> env_configs >> SectionReportOperator(section="Cluster")
 
     with TaskGroup("finalize", tooltip="runbook: Finalize migrations ... Known issues") as finalize_group:
-        migrate_final = RakeMigrateOperator(
-            step="api.migrate-final", settings=settings, execution_timeout=timedelta(hours=6),
+        quiet = OpenChainsSensor(task_id="no_open_chains", step="api.migrate-final", doc_md=(
+            "Waits until no transaction chain is open: nothing changes the database while it is dumped and "
+            "migrated (vpsadmin-scheduler starts only after the migration)."))
+        final_backup, migrate_final, _ = api.migration_with_restore(
+            step="api.migrate-final", settings=settings, label="before-migrate-final",
+            keep_dumps="{{ params.keep_dumps }}",
             doc_md="The remaining migrations, after the old backups are registered (one drops vps_backups).")
+        quiet >> final_backup
         remount = finalize.NasRemountOperator(step="nas.remount", settings=settings)
         remount_wait = TransactionChainSensor(task_id="nas_remount_wait", step="nas.remount", fired_by=remount.output)
         user_create = SqlStepOperator(step="known.nas-user-create", doc_md=(

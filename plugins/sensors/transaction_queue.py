@@ -1,7 +1,8 @@
 """Waits for vpsAdmin's transactions: the v1.22 queue drained (steps prereq.no-transactions and
-prereq.wait-transactions) and a 2.0 transaction chain finished (nas.remount). Both check once
-and, while there is something to wait for, defer to a trigger (triggers/vpsadmin.py) that
-polls and logs the queue as it drains: no worker slot is held while waiting. Deferring, not
+prereq.wait-transactions), a 2.0 transaction chain finished (nas.remount), no 2.0 chain open
+(before the final migration). Each checks once and, while there is something to wait for,
+defers to a trigger (triggers/vpsadmin.py) that polls and logs the queue as it drains: no
+worker slot is held while waiting. Deferring, not
 reschedule mode: Airflow 3.3's scheduler can fail a rescheduled sensor on a stale executor
 event (apache/airflow#71172)."""
 
@@ -118,3 +119,32 @@ class TransactionChainSensor(VpsAdminStepOperator):
                 failed = self.db.chain_failures(self.chain_id)
                 raise StepError(f"chain {self.chain_id} is {status}:\n" + _failures(failed))
         return self.record(Plan(), applied=False, chain_id=self.chain_id)
+
+
+class OpenChainsSensor(VpsAdminStepOperator):
+    """Waits until no vpsAdmin 2.0 transaction chain is open (any state but done, failed,
+    fatal, resolved): before the final migration's dump, so nothing changes the database
+    while it is dumped and migrated. Deferred (OpenChainsTrigger)."""
+
+    ui_color = "#eaf7ea"
+
+    def __init__(self, *, poll_interval: float = 5, timeout: float = 6 * 3600, **kwargs):
+        super().__init__(**kwargs)
+        self.poll_interval, self.timeout = poll_interval, timeout
+
+    def execute(self, context) -> dict:
+        from datetime import timedelta
+
+        from triggers.vpsadmin import OpenChainsTrigger
+
+        chains = self.db.open_chains()
+        if chains:
+            self.log.info("%s: %d open transaction chain(s); waiting (deferred)", self.label, len(chains))
+            self.defer(trigger=OpenChainsTrigger(mysql_conn_id=self.mysql_conn_id, poll_interval=self.poll_interval),
+                       method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+        return self.execute_complete(context)
+
+    def execute_complete(self, context, event: dict | None = None, **kwargs) -> dict:
+        self.dry_run = plan_mode(context)
+        self.log.info("%s: no transaction chain is open", self.label)
+        return self.record(Plan(), applied=False)

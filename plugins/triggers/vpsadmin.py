@@ -51,6 +51,22 @@ class TransactionChainTrigger(PollTrigger):
         return None
 
 
+class OpenChainsTrigger(PollTrigger):
+    """Until no vpsAdmin 2.0 transaction chain is open (not in a final state)."""
+
+    def __init__(self, *, mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5, plan: dict | None = None):
+        super().__init__(poll_interval=poll_interval, plan=plan, mysql_conn_id=mysql_conn_id)
+
+    def poll(self) -> dict | None:
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
+        chains = VpsAdminDbHook(self.kwargs["mysql_conn_id"]).open_chains()
+        if chains:
+            self.log.info("open transaction chains: %s", ", ".join(f"{c['id']} {c['name']}" for c in chains[:20]))
+            return None
+        return {"status": "quiet"}
+
+
 class IntegrityCheckTrigger(PollTrigger):
     """Until an integrity check started through the 2.0 API is no longer pending."""
 

@@ -8,12 +8,18 @@ import json
 import shlex
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airlift.errors import StepError
 from operators.runbook_step import ApprovalGateOperator, Plan, RunbookStepOperator
-from operators.vpsadmin_upgrade.common import API_ROOT, RakeMigrateOperator, VpsAdminStepOperator
+from operators.vpsadmin_upgrade.common import (
+    API_ROOT,
+    MigrationBackupOperator,
+    RakeMigrateOperator,
+    VpsAdminStepOperator,
+)
 from vpsadmin import environments
 
 
@@ -54,8 +60,32 @@ class RestoreGateOperator(ApprovalGateOperator, VpsAdminStepOperator):
                             + "\n".join(f"#{q['ID']} {q['USER']} {q['TIME']} s: {q['INFO']}" for q in queries[:10]))
 
 
+def migration_with_restore(*, step: str, settings, version: str | None = None, label: str, keep_dumps=None,
+                           **migrate_kwargs):
+    """A migration's four tasks in the current TaskGroup: the dump right before it
+    (`backup`), the migration, the approval of a restore (asked only when the migration
+    certainly failed) and the restore of that dump. Returns (backup, migrate, restore)."""
+    backup = MigrationBackupOperator(
+        task_id="backup", step=step, settings=settings, version=version, label=label, keep_dumps=keep_dumps,
+        execution_timeout=timedelta(hours=6),
+        doc_md="A full dump right before the migration, the cluster quiet: what its restore loads.")
+    migrate = RakeMigrateOperator(step=step, settings=settings, version=version,
+                                  execution_timeout=timedelta(hours=6), **migrate_kwargs)
+    gate = RestoreGateOperator(
+        task_id="approve_restore", step=step, migrate_task_id=migrate.task_id, plan=backup.output,
+        subject="The migration failed: restore the dump taken right before it?",
+        body="`rake db:migrate` failed and left the schema half migrated (MySQL DDL is not transactional). "
+             "**Approve** drops every table of the database and loads the verified dump taken right before the "
+             "migration (below); then fix the cause (see the migration's log) and trigger the DAG again. "
+             "**Reject** leaves the database as the migration left it.",
+        doc_md="Approval before restoring the dump taken right before the migration.")
+    restore = DatabaseRestoreOperator(task_id="restore_database", step=step, settings=settings, dump=backup.output)
+    backup >> migrate >> gate >> restore
+    return backup, migrate, restore
+
+
 class DatabaseRestoreOperator(VpsAdminStepOperator):
-    """Restores the verified full dump of the preflight section after a failed migration: every
+    """Restores the verified full dump taken right before a migration that failed: every
     table of the database is dropped (the failed migration created some) and the dump is
     loaded on the DB host (include/scripts/mysql/load.sh checks its sha256 first)."""
 

@@ -157,7 +157,6 @@ class MysqlDumpOperator(VpsAdminStepOperator):
         return Plan()  # dump.sh verified the file before it reported it
 
 
-
 def old_dumps(listing: str, prefix: str, suffix: str, keep: int, current: str) -> list[str]:
     """The dumps to delete, oldest first, from `find -printf '%T@ %f\\0'` output: the files named
     `<prefix><run label><suffix>` beyond the newest `keep` (`current` counts as the newest and
@@ -174,7 +173,44 @@ def old_dumps(listing: str, prefix: str, suffix: str, keep: int, current: str) -
     return newest_first[max(keep - 1, 0):][::-1]
 
 
-class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
+class MigrationMixin:
+    """What a migration step and the dump right before it share: the schema's version and the
+    one the migration reaches (`version`, else the newest migration in the API checkout)."""
+
+    settings: dict
+    version: str | None
+
+    def _schema(self) -> str:
+        return max(self.db.migrations(), default="0")
+
+    def _target(self) -> tuple[str, str]:
+        """(the migration to reach, the command that gets there)."""
+        listing = self.nodes.run(self.settings["api_host"], ["ls", f"{API_ROOT}/db/migrate"], check=False)
+        available = sorted(name.split("_", 1)[0] for name in listing.stdout.split() if name[:1].isdigit())
+        target = self.version or (available[-1] if available else self._schema())
+        return target, f"cd {API_ROOT} && rake db:migrate" + (f" VERSION={int(self.version)}" if self.version else "")
+
+
+class MigrationBackupOperator(MigrationMixin, MysqlDumpOperator):
+    """The full dump right before a migration, taken once the cluster is quiet (the DAG puts it
+    after maintenance mode, the drained queue and the stopped daemons): what the migration's
+    restore loads, so a restore neither requeues executed transactions nor brings back what
+    the earlier steps deleted. Nothing to dump once the schema is at the migration's target."""
+
+    def __init__(self, *, version: str | None = None, **kwargs):
+        kwargs.setdefault("mode", "full")
+        super().__init__(**kwargs)
+        self.version = version
+
+    def probe(self, context) -> Plan:
+        current, (target, _) = self._schema(), self._target()
+        if current >= target:
+            self.log.info("%s: schema at %s, target %s: no migration to back up for", self.label, current, target)
+            return Plan(details={"version": current})
+        return super().probe(context)
+
+
+class RakeMigrateOperator(MigrationMixin, VpsAdminStepOperator, SkipMixin):
     """`rake db:migrate [VERSION=...]` in the API checkout on the API host, when the schema is
     behind, as a remote job: a retry after a lost connection or a killed worker attaches to
     the rake still running or takes its result; it never starts rake a second time. A rake
@@ -193,16 +229,6 @@ class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
     def __init__(self, *, settings, version: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.settings, self.version = settings, version
-
-    def _schema(self) -> str:
-        return max(self.db.migrations(), default="0")
-
-    def _target(self) -> tuple[str, str]:
-        """(the migration to reach, the command that gets there)."""
-        listing = self.nodes.run(self.settings["api_host"], ["ls", f"{API_ROOT}/db/migrate"], check=False)
-        available = sorted(name.split("_", 1)[0] for name in listing.stdout.split() if name[:1].isdigit())
-        target = self.version or (available[-1] if available else self._schema())
-        return target, f"cd {API_ROOT} && rake db:migrate" + (f" VERSION={int(self.version)}" if self.version else "")
 
     def probe(self, context) -> Plan:
         current, (target, command) = self._schema(), self._target()
@@ -232,8 +258,8 @@ class RakeMigrateOperator(VpsAdminStepOperator, SkipMixin):
             self.log.info("[%s] %s", self.settings["api_host"], line)
         if not result.ok:
             raise StepError(f"`{command}` on {self.settings['api_host']} exited {result.exit_status}; the schema "
-                            f"stopped at {after}. Approve the restore of the pre-upgrade backup, fix the cause, then "
-                            "run again.\n" + result.tail(20))
+                            f"stopped at {after}. Approve the restore of the dump taken right before it, fix the cause, "
+                            "then run again.\n" + result.tail(20))
         if after < target:
             raise StepError(f"schema at {after} after `{command}`, expected {target}")
         return {"version": after}

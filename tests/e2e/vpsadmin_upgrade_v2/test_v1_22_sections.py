@@ -262,3 +262,20 @@ def test_a_skipped_node_gets_nothing_queued_waited_on_or_changed(lab_world, capf
     out = capfd.readouterr().out
     assert "Prerequisites: " in out and "left: #" in out and "(node skipped)" in out
     assert "transaction(s) queued on node2" in out
+
+
+def test_a_node_whose_daemon_died_is_a_refusal_in_the_plan_and_stops_a_real_run_first(lab_world, capfd):
+    """vpsAdmind dead on node2 (not stopped by the upgrade): plan mode lists the refusal and
+    plans everything else; a real run stops in preflight before any change."""
+    lab = lab_world()
+    vpsadmind(lab, "node2", "stop")
+    before = world_state(lab)
+    state, tis, _ = run_dag(DAG_ID, {"dry_run": True}, task_regex=V122_ONLY)
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    assert "refused (a real run stops here): node2.brq.vpsfree.cz: vpsAdmind is not running" in capfd.readouterr().out
+    state, tis, _ = run_dag(DAG_ID, real_run_conf(), task_regex=V122_ONLY)
+    assert state == "failed" and tis["preflight.inventory"] == "failed"
+    assert tis["preflight.db_backup"] == "upstream_failed" and tis["prereq.maintenance_mode"] == "upstream_failed"
+    out = capfd.readouterr().out
+    assert "node2.brq.vpsfree.cz: vpsAdmind is not running" in out and "skip a dead node with skip_nodes" in out
+    assert diff_states(before, world_state(lab)) == []

@@ -4,12 +4,13 @@ run changes nothing; a failed migration is restored to the pre-upgrade database.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 import pytest
 
 from lab.core.nodes import run_in_node
-from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, expected_after_move, nas_files, real_run_conf
+from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, NAS_ROOT, expected_after_move, nas_files, real_run_conf
 from tests.helpers import (
     diff_states,
     lab_secrets,
@@ -188,7 +189,8 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     # step ran again and found nothing to do
     skipped = {t.split("[")[0] for t, s in tis.items() if s == "skipped"}
     assert {t for t in skipped if not t.startswith(("prereq.", "db."))} == {
-        "api.shutdown", "api.approve_restore", "api.restore_database"}
+        "api.shutdown", "api.approve_restore", "api.restore_database", "finalize.approve_restore",
+        "finalize.restore_database"}
     after = world_state(lab)
     changed = [c for c in diff_states(before, after)
                if not c.startswith(tuple(f"tables: {t}" for t in LIVE_TABLES))
@@ -198,10 +200,32 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
                              "WHERE type NOT LIKE 'TransactionChains::IntegrityCheck::%%'") == chains
 
 
-def test_failed_migration_restores_the_pre_upgrade_database(lab_world):
+def checksums_of_dump(lab, path) -> dict[str, tuple]:
+    """table_checksums() of the database a dump holds (loaded into a scratch database)."""
+    import gzip
+    import subprocess
+
+    scratch, kwargs = f"{lab.cfg.vpsadmin_db}_dump", lab.cfg.mysql_kwargs()
+    query(lab, f"CREATE DATABASE `{scratch}`")
+    try:
+        subprocess.run(["mysql", f"--host={kwargs['host']}", f"--port={kwargs['port']}", f"--user={kwargs['user']}",
+                        scratch], input=gzip.decompress(path.read_bytes()), check=True,
+                       env={**os.environ, "MYSQL_PWD": kwargs["passwd"] or ""})
+        rows = query(lab, "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.tables "
+                          "WHERE TABLE_SCHEMA = %s", (scratch,))
+        return {name: (engine, collation, query(lab, f"CHECKSUM TABLE `{scratch}`.`{name}` EXTENDED")[0][1])
+                for name, engine, collation in rows}
+    finally:
+        query(lab, f"DROP DATABASE `{scratch}`")
+
+
+def test_failed_migration_restores_the_dump_taken_right_before_it(lab_world):
     """The timezone step marked done without running leaves the time zone tables empty (as a
     v1.22 server has them): the datetime migration fails, the gate is approved, the restore
-    brings every table back to its pre-upgrade checksum."""
+    brings every table back to the dump taken right before the migration, after the cluster
+    was quiesced: what the prerequisites and the database section did stays done (restoring
+    the pre-upgrade backup would requeue executed transactions and bring back deleted
+    backup mounts)."""
     lab = lab_world()
     before = table_checksums(lab)
     state, tis, answered = run_dag(DAG_ID, real_run_conf(), mark_success_pattern=r"db\.timezones",
@@ -212,5 +236,11 @@ def test_failed_migration_restores_the_pre_upgrade_database(lab_world):
     assert tis["api.restore_database"] == "success"
     assert tis["api.environments"] == "upstream_failed"
     after = table_checksums(lab)
-    assert {t: v for t, v in after.items() if v != before.get(t)} == {}
-    assert set(after) == set(before)
+    assert set(after) == set(before), "the migration's tables are gone"
+    dumps = list((lab.node_root("db") / "var/backups/vpsadmin").glob("*-before-migrate-pinned-*.sql.gz"))
+    assert len(dumps) == 1 and checksums_of_dump(lab, dumps[0]) == after, "the restore loaded that dump"
+    assert scalar(lab, "SELECT COUNT(*) FROM vps_mount m INNER JOIN storage_export e ON m.storage_export_id = e.id "
+                       "WHERE e.data_type = 'backup'") == 0, "the prerequisites' work stays done"
+    assert scalar(lab, "SELECT COUNT(*) FROM transactions WHERE t_done = 0") == 0, "nothing requeued"
+    assert scalar(lab, "SELECT COUNT(*) FROM vps LEFT JOIN servers ON vps_server = server_id "
+                       "WHERE server_id IS NULL") == 0, "the database section's work stays done"

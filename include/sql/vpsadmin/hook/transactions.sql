@@ -21,3 +21,6 @@ SELECT id, state, size, progress FROM transaction_chains WHERE id = %(chain_id)s
 -- name: chain_failures
 SELECT t_id, t_server, t_vps, t_type, t_output FROM transactions
 WHERE transaction_chain_id = %(chain_id)s AND t_done = 1 AND t_success = 0 ORDER BY t_id
+
+-- name: open_chains
+SELECT id, name, state FROM transaction_chains WHERE state NOT IN (2, 4, 5, 6) ORDER BY id

@@ -7,6 +7,11 @@ is lossless, the resulting bytes are valid UTF-8, and they differ from the cell:
 exactly what the runbook's latin1 dump + utf8 reload repairs. Correct UTF-8 text with a
 character outside latin1 ("ř") fails the first test, correct latin1-range text ("é" alone)
 fails the second, so a fixed table probes as clean and a second run changes nothing.
+
+Text that repairs to a 4-byte character (emoji) is refused, not converted to utf8mb4: vpsAdmin
+2.0 talks to MySQL as `encoding: utf8`, which cannot carry such a character either way, and
+utf8mb4 would push the tables' VARCHAR(255) indexes past InnoDB's 767-byte key limit on the
+MySQL 5.5/5.6 servers vpsAdmin ran on. The operator fixes those few rows by hand first.
 """
 
 from __future__ import annotations
@@ -47,6 +52,18 @@ def probe(db: str, table: str, columns: list[str]) -> str:
     other = " OR ".join(f"({non_ascii(c)} AND NOT {double_encoded(c)})" for c in cols)
     return (f"SELECT COALESCE(SUM({dbl}), 0) AS double_encoded, COALESCE(SUM({other}), 0) AS unsafe, "
             f"COUNT(*) AS total_rows FROM {q(db)}.{q(table)}")
+
+
+def four_byte(db: str, table: str, key: list[str], columns: list[str], limit: int = 100) -> str:
+    """Rows (their key, then a flag c<i> per text column) where a double-encoded cell repairs
+    to a 4-byte UTF-8 character (an emoji, say): the utf8 tables cannot hold it, the reload
+    would cut the text there. A 4-byte sequence starts with a byte F0-F4 (read in hex,
+    at an even offset)."""
+    flags = [f"({double_encoded(q(c))} AND HEX({_bytes(q(c))}) REGEXP '^([0-9A-F]{{2}})*F[0-4]') AS c{i}"
+             for i, c in enumerate(columns)]
+    return (f"SELECT * FROM (SELECT {', '.join(q(k) for k in key)}, {', '.join(flags)} "
+            f"FROM {q(db)}.{q(table)}) AS cells WHERE {' OR '.join(f'c{i}' for i in range(len(columns)))} "
+            f"LIMIT {int(limit)}")
 
 
 def verify(db: str, scratch: str, table: str, key: list[str], columns: list[str]) -> str:

@@ -42,6 +42,21 @@ class InnoDbOperator(VpsAdminStepOperator):
             self.db.run(statement, autocommit=True)
 
 
+FOUR_BYTE_REFUSAL = ("text that repairs to a 4-byte character (e.g. an emoji), which the utf8 tables cannot hold "
+                     "(see plugins/vpsadmin/encoding.py): replace it by hand first, in\n- ")
+
+
+def four_byte_text(db, database: str) -> list[str]:
+    """Where the encoding fix would meet a 4-byte character: `<table> <key>=<value>: <columns>`."""
+    found = []
+    for table in encoding.TABLES:
+        key, columns = db.text_columns(table)
+        found += [f"{table} {', '.join(f'{k}={row[k]}' for k in key)}: "
+                  + ", ".join(c for i, c in enumerate(columns) if row[f"c{i}"])
+                  for row in db.rows(encoding.four_byte(database, table, key, columns))]
+    return found
+
+
 class EncodingProbeOperator(VpsAdminStepOperator, SkipMixin):
     """Counts double-encoded rows in members, members_changes, sysconfig and vps. The rest of
     the fix runs only when there is something to fix and this is a real run (otherwise it is
@@ -69,12 +84,18 @@ class EncodingProbeOperator(VpsAdminStepOperator, SkipMixin):
         if total and unsafe:
             raise StepError(f"rows with correct non-ASCII text next to double-encoded ones ({unsafe}); a latin1 "
                             "dump and utf8 reload would corrupt them. Fix those rows by hand first.")
+        four_byte = four_byte_text(self.db, self.settings["database"]) if total else []
+        if four_byte:
+            problem = FOUR_BYTE_REFUSAL + "\n- ".join(four_byte)
+            if not self.dry_run:
+                raise StepError(problem)
+            self.log.warning("refused (a real run stops here): %s", problem)
         database = self.settings["database"]
         changes = [] if not total else [
             f"mysqldump --skip-set-charset --default-character-set=latin1 {database} {' '.join(encoding.TABLES)}",
             f"mysql --default-character-set=utf8 {database}_airlift_enc < dump; verify every row",
             "after approval: swap the repaired tables in, drop the originals"]
-        return Plan(changes, details={"double_encoded": found})
+        return Plan(changes, details={"double_encoded": found, "refused": four_byte})
 
     def apply(self, context, plan: Plan) -> None:
         """Nothing: the next tasks make the fix."""

@@ -279,3 +279,30 @@ def test_a_node_whose_daemon_died_is_a_refusal_in_the_plan_and_stops_a_real_run_
     out = capfd.readouterr().out
     assert "node2.brq.vpsfree.cz: vpsAdmind is not running" in out and "skip a dead node with skip_nodes" in out
     assert diff_states(before, world_state(lab)) == []
+
+
+def test_text_the_encoding_fix_cannot_hold_is_a_refusal_before_the_first_change(lab_world, capfd):
+    """A member name with an emoji, double-encoded as v1.22 stored it: the repaired text needs
+    4-byte UTF-8, which the utf8 tables cannot hold. Plan mode lists the row as a refusal; a
+    real run stops in preflight, before the first change."""
+    import MySQLdb
+
+    lab = lab_world()
+    m_id = scalar(lab, "SELECT MIN(m_id) FROM members")
+    conn = MySQLdb.connect(db=lab.cfg.vpsadmin_db, charset="latin1", **lab.cfg.mysql_kwargs())  # as v1.22's PHP
+    try:
+        conn.cursor().execute("UPDATE members SET m_name = %s WHERE m_id = %s", ("Jan 😀 Novák".encode(), m_id))
+        conn.commit()
+    finally:
+        conn.close()
+    before = world_state(lab)
+    state, tis, _ = run_dag(DAG_ID, {"dry_run": True}, task_regex=V122_ONLY)
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    refusal = "refused (a real run stops here): text that repairs to a 4-byte character"
+    out = capfd.readouterr().out
+    assert refusal in out and f"- members m_id={m_id}: m_name" in out
+    state, tis, _ = run_dag(DAG_ID, real_run_conf(), task_regex=V122_ONLY)
+    assert state == "failed" and tis["preflight.upgrade_phase"] == "failed"
+    assert tis["prereq.maintenance_mode"] == "upstream_failed"
+    assert f"- members m_id={m_id}: m_name" in capfd.readouterr().out
+    assert diff_states(before, world_state(lab)) == []

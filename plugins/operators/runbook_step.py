@@ -26,6 +26,7 @@ the check; `resume()` where apply defers to a trigger) and the base class does t
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -419,7 +420,12 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
     a markdown list. Assigned to the deployment's `[airlift] approvers`; unanswered after
     `approval_timeout_hours` it fails (no defaults: never approves on timeout). Only the
     deployment setting `[airlift] approval_gates = false` switches gates off (lab rehearsals;
-    see airlift/settings.py), never a trigger-form param."""
+    see airlift/settings.py), never a trigger-form param.
+
+    A gate never asks twice for one decision: the answer is kept (an Airflow Variable named
+    for the DAG run, task and map index) the moment it arrives, and a retried gate (a worker
+    lost after the answer, a scheduler that failed the task on a stale event) takes it from
+    there instead of asking again."""
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "plan")
 
@@ -438,9 +444,38 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
             self.log.warning("approval gates switched off by the deployment ([airlift] approval_gates = false): "
                              "proceeding")
             return {"chosen_options": ["Approve"], "params_input": {}, "gate": "switched off"}
+        earlier = self._earlier_answer(context)
+        if earlier is not None:
+            self.log.info("answered before this try by %s at %s: %s; not asking again",
+                          (earlier.get("responded_by_user") or {}).get("name"), earlier["responded_at"],
+                          earlier["chosen_options"])
+            return self.execute_complete(context, event=earlier)
         if self.plan:
             self.body = f"{self.body}\n\n{markdown(self.plan)}"
         return super().execute(context)
+
+    def execute_complete(self, context, event: dict):
+        if "error" not in event and self._earlier_answer(context) is None:
+            from airflow.sdk import Variable
+
+            Variable.set(self._answer_key(context), json.dumps(
+                {**event, "responded_at": event["responded_at"].isoformat()}, default=str))
+        return super().execute_complete(context, event)
+
+    def _answer_key(self, context) -> str:
+        ti = context["ti"]
+        return f"airlift_gate.{self.dag_id}.{context['run_id']}.{self.task_id}.{ti.map_index}"
+
+    def _earlier_answer(self, context) -> dict | None:
+        from datetime import datetime
+
+        from airflow.sdk import Variable
+
+        stored = Variable.get(self._answer_key(context), default=None)
+        if stored is None:
+            return None
+        answer = json.loads(stored)
+        return {**answer, "responded_at": datetime.fromisoformat(answer["responded_at"])}
 
 
 def markdown(record) -> str:

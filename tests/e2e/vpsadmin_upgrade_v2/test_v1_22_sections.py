@@ -306,3 +306,25 @@ def test_text_the_encoding_fix_cannot_hold_is_a_refusal_before_the_first_change(
     assert tis["prereq.maintenance_mode"] == "upstream_failed"
     assert f"- members m_id={m_id}: m_name" in capfd.readouterr().out
     assert diff_states(before, world_state(lab)) == []
+
+
+def test_a_retried_gate_does_not_ask_again(lab_world, monkeypatch):
+    """The worker is lost right after the approver answered (the task fails after the answer
+    arrived): the retried gate takes the answer it was given and asks nobody again."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    lab_world()
+    real_complete, lost = ApprovalOperator.execute_complete, []
+
+    def complete_then_lose_the_worker(self, context, event):
+        if not lost:
+            lost.append(self.task_id)
+            raise RuntimeError("injected: the worker was lost after the answer arrived")
+        return real_complete(self, context, event)
+
+    monkeypatch.setattr(ApprovalOperator, "execute_complete", complete_then_lose_the_worker)
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(), answers={GATE: "Approve"}, task_regex=V122_ONLY)
+    assert lost == [GATE], "the first try failed after the answer"
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    assert answered == [(GATE, "Approve")], "asked once"
+    assert tis["db.encoding_swap"] == "success"

@@ -138,6 +138,7 @@ def test_only_the_deployment_switches_gates_off(monkeypatch):
     assert gate.response_timeout == timedelta(hours=4) and gate.defaults is None
     asked = []
     monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.append(self.body))
+    monkeypatch.setattr(ApprovalGateOperator, "_earlier_answer", lambda self, context: None)  # no metadata DB here
     gate.execute(ctx(require_approval=False))
     assert asked == ["Read this.\n\n- **x**: 1"], "the param is ignored: the gate asks"
     monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVAL_GATES", "false")

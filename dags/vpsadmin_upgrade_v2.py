@@ -28,7 +28,13 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
 from airlift.sql import template_searchpath
-from operators.runbook_step import ApprovalGateOperator, NodeScriptOperator, SectionReportOperator, SqlStepOperator
+from operators.runbook_step import (
+    ApprovalGateOperator,
+    NodeScriptOperator,
+    RunReportOperator,
+    SectionReportOperator,
+    SqlStepOperator,
+)
 from operators.vpsadmin_upgrade import api, cluster, db, finalize, nas, nodes, preflight, prereq, storage, web
 from operators.vpsadmin_upgrade.common import (
     CrontabDisableOperator,
@@ -299,3 +305,7 @@ with DAG(
     # skipped on success and must not hold back what follows.
     phase >> prereq_group >> db_group >> api_group
     api_report >> nodes_group >> storage_group >> nas_group >> web_group >> cluster_group >> finalize_group
+
+    # The last word, after everything: what was done and, after a failure, what is left.
+    run_report = RunReportOperator()
+    run_report.set_upstream([task for task in dag.leaves if task is not run_report])

@@ -137,11 +137,12 @@ class HitlResponder(threading.Thread):
 
 
 def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_gate=None,
-            mark_success_pattern: str | None = None, task_regex: str | None = None):
+            mark_success_pattern: str | None = None, task_regex: str | None = None, adjust=None):
     """Run a DAG with dag.test() (tasks in this process, against the lab) and return
     (dag_run state, {task_id or task_id[label]: state}, answered gates). Tasks whose id
     matches `mark_success_pattern` are marked successful without running; with `task_regex`
-    only the matching tasks and their upstream run (DAG.partial_subset)."""
+    only the matching tasks and their upstream run (DAG.partial_subset); `adjust(dag)` may
+    change the parsed DAG first (e.g. retry delays)."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.session import create_session
 
@@ -149,6 +150,8 @@ def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_g
     if task_regex:  # partial_subset takes a list of ids (a string is a substring, not a regex)
         dag = dag.partial_subset(task_ids=[t.task_id for t in dag.tasks if re.search(task_regex, t.task_id)],
                                  include_upstream=True)
+    if adjust:
+        adjust(dag)
     with HitlResponder(dag_id, answers or {}, on_gate) as responder:
         dag_run = dag.test(run_conf=conf, mark_success_pattern=mark_success_pattern)
     with create_session() as session:

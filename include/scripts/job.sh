@@ -90,7 +90,7 @@ case "$action" in
             echo $$ > "$dir/pgid"
             bash "$dir/script" "$@" > "$dir/output" 2>&1 < /dev/null
             echo $? > "$dir/exit.partial"
-            mv "$dir/exit.partial" "$dir/exit"
+            command -p mv -f "$dir/exit.partial" "$dir/exit"  # the system mv: not one the job put on PATH
         ' job "$dir" "$@" < /dev/null > /dev/null 2>&1 8>&- &
         for _ in $(seq 100); do
             [ -s "$dir/pgid" ] && break

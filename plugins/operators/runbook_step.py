@@ -29,12 +29,13 @@ import inspect
 import json
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airlift import sql as named_sql
 from airlift.errors import StepError
@@ -178,15 +179,39 @@ class RunbookStepOperator(BaseOperator):
                           "\n".join(plan.changes))
             if self.dry_run:
                 return self.record(plan, applied=False)
-            return self._finish(context, plan, self.apply(context, plan))
+            with self._left_on_failure(context):
+                return self._finish(context, plan, self.apply(context, plan))
 
     def execute_complete(self, context, event: dict | None = None, **kwargs) -> dict:
         """Where a step that deferred in apply() continues (`defer_apply`)."""
         self.dry_run = False
         event = event or {}
         plan = Plan(**(event.get("plan") or {}))
-        with self.step_errors():
+        with self.step_errors(), self._left_on_failure(context):
             return self._finish(context, plan, self.resume(context, plan, event))
+
+    LEFT = "left_after_failure"  # XCom key: what a step that failed midway still has to change
+
+    @contextmanager
+    def _left_on_failure(self, context):
+        """A step that fails while changing may leave part of its plan done (a move stopped
+        after some datasets): its probe, run again, says what is left; pushed as XCom `LEFT`
+        for the section report. The step resumes from there when run again (probes read the
+        state, they do not replay a log)."""
+        try:
+            yield
+        except TaskDeferred:
+            raise
+        except BaseException:
+            try:
+                left = self.probe(context).changes
+            except Exception as exc:  # noqa: BLE001 - the original failure is what matters
+                left = [f"unknown: the probe failed too ({type(exc).__name__}: {exc})"]
+            if context.get("ti") is not None:
+                context["ti"].xcom_push(key=self.LEFT, value=left[:100])
+            self.log.warning("%s: failed with %d change(s) still to make:\n%s", self.label, len(left),
+                             "\n".join(left[:20]))
+            raise
 
     def defer_apply(self, trigger_class, plan: Plan, timeout: float | None = None, **trigger_kwargs) -> None:
         """apply() hands the wait to a trigger (the worker slot is freed); resume() gets its
@@ -527,3 +552,53 @@ class SectionReportOperator(RunbookStepOperator):
         self.log.info("%s\n%s%s", header, "\n".join(lines) or "nothing to change",
                       f"\n{len(left)} item(s) left:\n" + "\n".join(left) if left else "")
         return {"section": self.section, "dry_run": dry_run, "changes": len(lines), "lines": lines, "left": left}
+
+
+class RunReportOperator(RunbookStepOperator):
+    """The run's last task (after every other one, whatever their state): per section, how
+    many changes were made, which step failed and what its probe says it left (XCom `LEFT`:
+    the move that stopped after some datasets), which steps never ran. After a failure this
+    is where an operator reads what is done and what is left before fixing the cause and
+    running again (the steps resume: they probe what is still to do). Fails when anything
+    failed, so the run's state stays failed."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("task_id", "run_report")
+        kwargs.setdefault("trigger_rule", "all_done")
+        kwargs.setdefault("doc_md", "What the run did and, after a failure, what is left, section by section.")
+        super().__init__(**kwargs)
+
+    def execute(self, context) -> dict:
+        import re
+        from collections import defaultdict
+
+        ti, run_id = context["ti"], context["run_id"]
+        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
+        sections: dict[str, dict] = defaultdict(lambda: {"changes": 0, "failed": {}, "not_run": []})
+        for key, state in sorted(states.items()):
+            task_id = key if key in self.dag.task_dict else re.sub(r"_\d+$", "", key)
+            if task_id == self.task_id or task_id not in self.dag.task_dict:
+                continue
+            section = sections[task_id.split(".")[0]]
+            if state == "success" and not task_id.endswith(".report"):
+                for record in ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None) or []:
+                    if isinstance(record, dict) and record.get("applied"):
+                        section["changes"] += len(record.get("changes") or [])
+            elif state == "failed":
+                left = ti.xcom_pull(task_ids=task_id, key=self.LEFT, map_indexes=None, default=None) or []
+                section["failed"][key] = [item for items in left for item in (items or [])] \
+                    if left and isinstance(left[0], list) else left
+            elif state in ("upstream_failed", None):
+                section["not_run"].append(key)
+        lines = []
+        for name, section in sections.items():
+            lines.append(f"{name}: {section['changes']} change(s) made"
+                         + (f", {len(section['not_run'])} step(s) not run" if section["not_run"] else ""))
+            for key, left in section["failed"].items():
+                lines.append(f"  FAILED {key}; left: " + ("; ".join(left[:20]) if left else "nothing known"))
+        self.log.info("run report:\n%s", "\n".join(lines))
+        failed = [key for section in sections.values() for key in section["failed"]]
+        if failed:
+            raise AirflowFailException(f"the run stopped at {', '.join(failed)}: fix the cause, then run again "
+                                       "(done steps find nothing to do; the failed ones resume)")
+        return {"sections": {name: section["changes"] for name, section in sections.items()}}

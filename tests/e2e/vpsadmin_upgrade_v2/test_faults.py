@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import signal
 import threading
 import time
@@ -249,3 +250,30 @@ def test_no_restore_is_offered_while_rake_runs_and_a_killed_rake_is_not_rerun(la
     monkeypatch.setattr(ApprovalGateOperator, "execute", lambda self, context: asked.append(self.task_id))
     restore_gate().execute(context)
     assert asked == ["approve_restore"], "rake stopped short of the target: the restore is offered"
+
+
+def test_a_nas_move_that_fails_midway_says_what_is_left_and_resumes(lab_world):
+    """`mv` starts failing after a few moves (a full disk, say): the step fails and records
+    what its probe still sees to move (XCom `left_after_failure`); with the cause fixed, the
+    next attempt moves the rest, and every file ends up moved once."""
+    from operators.runbook_step import RunbookStepOperator
+
+    lab = lab_world()
+    before = nas_files(lab)
+    rename_private_datasets(lab)
+    shim = node_shim(lab, "storage1", "mv", 'if [ "$(wc -l < /root/mv-calls)" -gt 3 ]; then echo "mv: No space left '
+                                           'on device" >&2; exit 1; fi')
+    op, context = nas_move_step(), step_context(run_id="midway_nas")
+    with pytest.raises(AirflowFailException, match="exited 1"):
+        run_step(op, context)
+    left = context["ti"].xcoms[RunbookStepOperator.LEFT]
+    moved = {path for path in nas_files(lab) if "/private/" in path or path.split("/", 2)[1:2] == ["private"]}
+    assert left and all(re.fullmatch(rf"(storage1: )?{NAS_ROOT}/\S+: move \d+ entr(y|ies) into /\S+/private/", line)
+                        for line in left), left
+    assert 0 < len(moved) < len(before), "stopped midway"
+
+    (lab.node_root("storage1") / "usr/local/bin/mv").unlink()  # the cause fixed
+    assert shim.exists()
+    record = run_step(nas_move_step(), step_context(run_id="midway_nas_again"))
+    assert record["applied"]
+    assert {expected_after_move(path, "private-data"): digest for path, digest in before.items()} == nas_files(lab)

@@ -85,6 +85,8 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
         lab, "SELECT b.vps_id, COUNT(*) FROM vps_backups b INNER JOIN vps v ON v.vps_id = b.vps_id "
              "INNER JOIN servers s ON s.server_id = v.vps_server GROUP BY b.vps_id")}
     members = scalar(lab, "SELECT COUNT(*) FROM members")
+    hypervisor_sharenfs = {node: zfs(lab, node, "get", "-H", "-o", "value,source", "sharenfs", "vz/private")[0]
+                           for node in ("node1", "node2")}
 
     state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers={GATE: "Approve"})
     assert state == "success", {t: s for t, s in tis.items() if s != "success"}
@@ -140,6 +142,15 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
         assert set(zfs(lab, node, "list", "-H", "-o", "name", f"{pool_fs}/vpsadmin/mount",
                        f"{pool_fs}/vpsadmin/download")) == {f"{pool_fs}/vpsadmin/mount",
                                                             f"{pool_fs}/vpsadmin/download"}
+    # sharenfs: NAS and backup pools allow read-write exactly the given networks (v1.22's
+    # rw=@172.16.0.0/23 on the NAS is gone), their other options kept; hypervisor pools untouched
+    rw = "rw=" + ":".join(f"@{net}" for net in real_run_conf()["sharenfs_subnets"])
+    assert {(node, pool_fs): zfs(lab, node, "get", "-H", "-o", "value,source", "sharenfs", pool_fs)[0]
+            for pool_fs, node in query(lab, "SELECT p.filesystem, s.server_name FROM pools p "
+                                            "INNER JOIN servers s ON s.server_id = p.node_id")} == {
+        ("node1", "vz/private"): hypervisor_sharenfs["node1"], ("node2", "vz/private"): hypervisor_sharenfs["node2"],
+        ("storage1", NAS_ROOT): f"{rw},no_root_squash,no_subtree_check\tlocal",
+        ("backup1", BACKUP_ROOT): f"{rw},ro=@172.16.0.0/23,no_root_squash,no_subtree_check\tlocal"}
     # no dataset named private
     assert scalar(lab, "SELECT COUNT(*) FROM datasets WHERE name = 'private'") == 0
     assert not [n for n in zfs(lab, "storage1", "list", "-H", "-r", "-o", "name", "storage")
@@ -173,6 +184,14 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     assert MAIL_TEMPLATES <= {n for (n,) in query(lab, "SELECT name FROM mail_templates")}
     assert scalar(lab, "SELECT COUNT(*) FROM integrity_checks WHERE finished_at IS NOT NULL") == 1
     assert scalar(lab, "SELECT COUNT(*) FROM integrity_facts WHERE status = 0 AND severity = 2") == 0
+    # the check the run started (its record in XCom) finds nothing false, whatever the severity,
+    # but what KNOWN_FALSE_FACTS names
+    from tests.e2e.vpsadmin_upgrade_v2.integrity import false_facts, task_result, unexplained
+
+    check = task_result(DAG_ID, "finalize.integrity_check")
+    facts = false_facts(lab, check["check_id"])
+    assert check["summary"]["false_facts"] == len(facts)
+    assert unexplained(lab, facts) == []
 
     # a script with bash's `${#array[@]}` is shown (Rendered Template) exactly as it ran
     moves = rendered_fields(DAG_ID, "nas.move_data", map_index=0)["script"]
@@ -219,7 +238,7 @@ def checksums_of_dump(lab, path) -> dict[str, tuple]:
         query(lab, f"DROP DATABASE `{scratch}`")
 
 
-def test_failed_migration_restores_the_dump_taken_right_before_it(lab_world):
+def test_failed_migration_restores_the_dump_taken_right_before_it(lab_world, capfd):
     """The timezone step marked done without running leaves the time zone tables empty (as a
     v1.22 server has them): the datetime migration fails, the gate is approved, the restore
     brings every table back to the dump taken right before the migration, after the cluster
@@ -235,6 +254,10 @@ def test_failed_migration_restores_the_dump_taken_right_before_it(lab_world):
     assert ("api.approve_restore", "Approve") in answered
     assert tis["api.restore_database"] == "success"
     assert tis["api.environments"] == "upstream_failed"
+    # the run report names the step that stopped the run and what it left
+    assert tis["run_report"] == "failed"
+    out = capfd.readouterr().out
+    assert "FAILED api.migrate_pinned; left: " in out and "rake db:migrate VERSION=20150630072821" in out
     after = table_checksums(lab)
     assert set(after) == set(before), "the migration's tables are gone"
     dumps = list((lab.node_root("db") / "var/backups/vpsadmin").glob("*-before-migrate-pinned-*.sql.gz"))

@@ -249,12 +249,25 @@ with DAG(
         nas_pools = PoolInventoryOperator(task_id="nas_pools", roles=("primary",), skip_nodes=SKIP_NODES)
         umount = nas.NasUmountOperator.partial(step="nas.umount", nas_pools=nas_pools.output).expand(
             node=inventory.output)
+        move_plan = NodeScriptOperator.partial(
+            task_id="move_plan", step="nas.move-data", args=["{filesystem}"], plan_only=True,
+            doc_md="What the move will do, for the approval: a name already under `private/` is a refusal here, "
+                   "before anything moves.").expand(node=nas_pools.output)
+        approve_move = ApprovalGateOperator(
+            task_id="approve_move", step="nas.move-data", plan=move_plan.output, ask_when_empty=False,
+            subject="Move the data of every NAS dataset into private/?",
+            body="Members' NAS data moves into each dataset's `private/` (below, per pool). Nothing is overwritten "
+                 "(a name already under `private/` was refused in the plan), every file's checksum is compared "
+                 "after the move, and each pool gets a recursive snapshot `@airlift-before-nas-move` first, "
+                 "kept until the NAS is remounted. **Reject** moves nothing and stops the run here.",
+            doc_md="Approval before the NAS data moves (asked only when there is something to move).")
         move_data = NodeScriptOperator.partial(
             step="nas.move-data", args=["{filesystem}"], timeout=6 * 3600,
             doc_md="All data of every NAS dataset into `private/`: hidden files too (the published scripts leave "
-                   "them), any names, child datasets left in place, every file's checksum compared after the move.",
+                   "them), any names, child datasets left in place, every file's checksum compared after the move; "
+                   "a recursive snapshot of the pool first.",
         ).expand(node=nas_pools.output)
-        nas_pools >> umount >> move_data >> SectionReportOperator(section="NAS")
+        nas_pools >> umount >> move_plan >> approve_move >> move_data >> SectionReportOperator(section="NAS")
 
     with TaskGroup("web", tooltip="runbook: Upgrading the web interface") as web_group:
         web_update = NodeScriptOperator(step="web.update", node=api_node, script="git-pull.sh",
@@ -298,7 +311,11 @@ with DAG(
             mountpoint="{{ params.download_mountpoint }}",
             doc_md="What vpsadmin-download-mounter does: vpsadmin/download of every pool NFS-mounted at "
                    "download_mountpoint/<pool id> on the web server.")
-        migrate_final >> remount >> remount_wait >> user_create >> integrity
+        release_snapshot = NodeScriptOperator.partial(
+            task_id="nas_snapshot_release", script="nas/snapshot-release.sh", args=["{filesystem}"],
+            doc_md="The NAS pools' snapshot from before the move, destroyed now that the NAS is remounted.",
+        ).expand(node=nas_pools.output)
+        migrate_final >> remount >> remount_wait >> release_snapshot >> user_create >> integrity
         integrity >> [scheduler, cron, downloads] >> SectionReportOperator(section="Finalize")
 
     # Sections follow each other through their reports; the API section's restore branch is

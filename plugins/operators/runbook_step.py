@@ -84,7 +84,9 @@ class RunbookStepOperator(BaseOperator):
     :param sql: include/sql/<product>/ file of the step's named statements (default for
         steps that `uses_step_sql`: the file named by the step id).
     :param script: include/scripts/<product>/ (or include/scripts/) script the step runs on a
-        node (default for steps that `uses_step_script`: the file named by the step id)."""
+        node (default for steps that `uses_step_script`: the file named by the step id).
+    :param plan_only: probe and record the plan, never apply it (what an approval gate shows
+        before the step itself runs)."""
 
     template_fields: Sequence[str] = ("node", "enabled", "sql", "script")
     template_ext: Sequence[str] = (".sql", ".sh")
@@ -96,9 +98,11 @@ class RunbookStepOperator(BaseOperator):
     doc_from_runbook = False
 
     def __init__(self, *, step: str | None = None, also_steps: Sequence[str] = (), node: dict | None = None,
-                 enabled=True, sql: str | None = None, script: str | None = None, **kwargs):
+                 enabled=True, sql: str | None = None, script: str | None = None, plan_only: bool = False,
+                 **kwargs):
         super().__init__(**self.step_kwargs(step, also_steps, kwargs))
         self.step, self.also_steps, self.node, self.enabled = step, tuple(also_steps), node, enabled
+        self.plan_only = plan_only
         self.sql = sql or (step_file(step, ".sql") if self.uses_step_sql and step else None)
         self.script = script or (step_file(step, ".sh") if self.uses_step_script and step else None)
         self.dry_run = True
@@ -166,7 +170,7 @@ class RunbookStepOperator(BaseOperator):
         return named_sql.parse(self.sql, source=self.task_id)
 
     def execute(self, context) -> dict:
-        self.dry_run = plan_mode(context)
+        self.dry_run = plan_mode(context) or self.plan_only
         with self.step_errors():
             if not self.enabled:
                 self.log.info("%s: switched off by its parameter", self.label)
@@ -454,9 +458,10 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "plan")
 
-    def __init__(self, *, plan=None, **kwargs):
+    def __init__(self, *, plan=None, ask_when_empty: bool = True, **kwargs):
         from airlift import settings
 
+        self.ask_when_empty = ask_when_empty
         kwargs.setdefault("assigned_users", settings.approvers() or None)
         kwargs.setdefault("response_timeout", settings.approval_timeout())
         super().__init__(**kwargs)
@@ -469,6 +474,12 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
             self.log.warning("approval gates switched off by the deployment ([airlift] approval_gates = false): "
                              "proceeding")
             return {"chosen_options": ["Approve"], "params_input": {}, "gate": "switched off"}
+        if plan_mode(context):
+            self.log.info("plan mode: nothing will change, nobody is asked")
+            return {"chosen_options": ["Approve"], "params_input": {}, "gate": "plan mode"}
+        if not self.ask_when_empty and not planned_changes(self.plan):
+            self.log.info("the plan changes nothing: nobody is asked")
+            return {"chosen_options": ["Approve"], "params_input": {}, "gate": "nothing to approve"}
         earlier = self._earlier_answer(context)
         if earlier is not None:
             self.log.info("answered before this try by %s at %s: %s; not asking again",
@@ -503,8 +514,17 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
         return {**answer, "responded_at": datetime.fromisoformat(answer["responded_at"])}
 
 
+def planned_changes(plan) -> list[str]:
+    """The changes of a step record, or of a list of them (a mapped step's records)."""
+    records = plan if isinstance(plan, list) else [plan]
+    return [change for r in records if isinstance(r, dict) for change in r.get("changes") or []]
+
+
 def markdown(record) -> str:
-    """A step record (or any dict/list) as a short markdown list for a human to read."""
+    """A step record (or any dict/list) as a short markdown list for a human to read; a
+    mapped step's records as one list of their changes."""
+    if isinstance(record, list) and record and all(isinstance(r, dict) and "changes" in r for r in record):
+        return "\n".join(f"- {change}" for change in planned_changes(record)) or "- nothing to change"
     if isinstance(record, dict) and "changes" in record:
         lines = [f"- {change}" for change in record["changes"]] or ["- nothing to change"]
         extra = {k: v for k, v in record.items() if k not in ("step", "dry_run", "changes", "applied")}

@@ -271,6 +271,8 @@ def test_a_nas_move_that_fails_midway_says_what_is_left_and_resumes(lab_world):
     assert left and all(re.fullmatch(rf"(storage1: )?{NAS_ROOT}/\S+: move \d+ entr(y|ies) into /\S+/private/", line)
                         for line in left), left
     assert 0 < len(moved) < len(before), "stopped midway"
+    snapshots = run_in_node(lab.node_root("storage1"), f"zfs list -H -t snapshot -o name {NAS_ROOT}@airlift-before-nas-move")
+    assert snapshots.returncode == 0, "the pool's snapshot was taken before the first move"
 
     (lab.node_root("storage1") / "usr/local/bin/mv").unlink()  # the cause fixed
     assert shim.exists()

@@ -10,7 +10,16 @@ from collections import defaultdict
 import pytest
 
 from lab.core.nodes import run_in_node
-from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, NAS_ROOT, expected_after_move, nas_files, real_run_conf
+from tests.e2e.vpsadmin_upgrade_v2 import (
+    APPROVE_ALL,
+    DAG_ID,
+    GATE,
+    MOVE_GATE,
+    NAS_ROOT,
+    expected_after_move,
+    nas_files,
+    real_run_conf,
+)
 from tests.helpers import (
     diff_states,
     lab_secrets,
@@ -88,9 +97,9 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     hypervisor_sharenfs = {node: zfs(lab, node, "get", "-H", "-o", "value,source", "sharenfs", "vz/private")[0]
                            for node in ("node1", "node2")}
 
-    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers={GATE: "Approve"})
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers=APPROVE_ALL)
     assert state == "success", {t: s for t, s in tis.items() if s != "success"}
-    assert answered == [(GATE, "Approve")]
+    assert answered == [(GATE, "Approve"), (MOVE_GATE, "Approve")]
     assert tis["api.restore_database"] == "skipped"
 
     # no secret in a task log, an XCom, a rendered field or an approval; on the nodes only
@@ -171,6 +180,10 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     for path, digest in files_before.items():
         moved = expected_after_move(path, "private-data")
         assert files_after.get(moved) == digest, (path, moved)
+    # the snapshot taken before the move was there until the NAS was remounted, then released
+    assert not [n for n in zfs(lab, "storage1", "list", "-H", "-r", "-t", "snapshot", "-o", "name", "storage")
+                if n.endswith("@airlift-before-nas-move")]
+    assert [s for t, s in tis.items() if t.startswith("finalize.nas_snapshot_release")] == ["success"]
     # mount scripts regenerated for every VPS with mounts
     for vps_id, server in query(lab, "SELECT DISTINCT v.vps_id, s.server_name FROM mounts m "
                                      "INNER JOIN vps v ON v.vps_id = m.vps_id "
@@ -200,9 +213,9 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     before = world_state(lab)
     chains = scalar(lab, "SELECT COUNT(*) FROM transaction_chains "
                              "WHERE type NOT LIKE 'TransactionChains::IntegrityCheck::%%'")
-    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers={GATE: "Approve"})
+    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers=APPROVE_ALL)
     assert state == "success", {t: s for t, s in tis.items() if s != "success"}
-    assert answered == []
+    assert answered == [], "nothing left to move: the move gate does not ask"
     assert tis["db.encoding_probe"] == "skipped" and tis["api.migrate_pinned"] == "success"
     # only the v1.22 sections, the API shutdown and the restore branch are skipped: every v2.0
     # step ran again and found nothing to do

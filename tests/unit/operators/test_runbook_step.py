@@ -139,13 +139,31 @@ def test_only_the_deployment_switches_gates_off(monkeypatch):
     asked = []
     monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.append(self.body))
     monkeypatch.setattr(ApprovalGateOperator, "_earlier_answer", lambda self, context: None)  # no metadata DB here
-    gate.execute(ctx(require_approval=False))
+    gate.execute(ctx(dry_run=False, require_approval=False))
     assert asked == ["Read this.\n\n- **x**: 1"], "the param is ignored: the gate asks"
+    assert gate.execute(ctx(dry_run=True))["gate"] == "plan mode" and len(asked) == 1, "plan mode asks nobody"
     monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVAL_GATES", "false")
-    assert gate.execute(ctx())["gate"] == "switched off" and len(asked) == 1
+    assert gate.execute(ctx(dry_run=False))["gate"] == "switched off" and len(asked) == 1
     monkeypatch.setenv("AIRFLOW__AIRLIFT__APPROVAL_GATES", "maybe")
     with pytest.raises(ValueError, match="approval_gates = 'maybe'"):
-        gate.execute(ctx())
+        gate.execute(ctx(dry_run=False))
+
+
+def test_a_gate_with_nothing_to_approve_asks_only_if_told_to(monkeypatch):
+    asked = []
+    monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.append(self.task_id))
+    monkeypatch.setattr(ApprovalGateOperator, "_earlier_answer", lambda self, context: None)
+    empty = [{"step": "nas.move-data", "changes": [], "applied": False}] * 2
+    quiet = ApprovalGateOperator(task_id="quiet", subject="Move?", plan=empty, ask_when_empty=False)
+    assert quiet.execute(ctx(dry_run=False))["gate"] == "nothing to approve" and asked == []
+    ApprovalGateOperator(task_id="strict", subject="Restore?", plan=empty).execute(ctx(dry_run=False))
+    assert asked == ["strict"]
+    moves = [{"step": "nas.move-data", "changes": ["storage1: a: move 2 entries"]},
+             {"step": "nas.move-data", "changes": ["storage2: b: move 1 entry"]}]
+    ApprovalGateOperator(task_id="moves", subject="Move?", plan=moves, ask_when_empty=False).execute(
+        ctx(dry_run=False))
+    assert asked == ["strict", "moves"]
+    assert markdown(moves) == "- storage1: a: move 2 entries\n- storage2: b: move 1 entry"
 
 
 def test_the_gate_shows_its_plan_as_markdown():

@@ -12,7 +12,9 @@
 # child dataset named `private`, which storage.rename-private renames first), refuses the
 # whole move (exit 1, each refusal on stderr), in --check too. Every moved file's sha256 is
 # compared with its copy under private/ before it reports done. An interrupted move resumes:
-# what is still outside private/ moves on the next run.
+# what is still outside private/ moves on the next run. Before the first move the pool gets a
+# recursive snapshot @airlift-before-nas-move (kept if it exists), the way back should the
+# move go wrong; nas/snapshot-release.sh destroys it once the NAS remount ran.
 # --check: change nothing; exit 0 when every dataset holds only private/ (and child
 # mountpoints), else print what would move and exit 10.
 set -euo pipefail
@@ -62,6 +64,15 @@ for ds in "${datasets[@]}"; do
     todo+=("$ds")
 done
 [ $refused = 1 ] && exit 1
+
+snapshot="$pool@airlift-before-nas-move"
+if [ ${#todo[@]} -gt 0 ] && ! zfs list -H -t snapshot -o name "$snapshot" >/dev/null 2>&1; then
+    if [ $check = 1 ]; then
+        echo "zfs snapshot -r $snapshot (kept until the NAS remount ran)"
+    else
+        zfs snapshot -r "$snapshot"
+    fi
+fi
 
 for ds in "${todo[@]}"; do
     mp=${mountpoint[$ds]}

@@ -73,12 +73,17 @@ def php_defines(text: str, values: dict) -> str:
 
 
 def sharenfs(current: str, subnets: list[str]) -> str:
-    """A pool's sharenfs value that allows every subnet read-write, keeping its other
-    options (Linux ZFS syntax: `rw=@net1:@net2,no_root_squash`). `off` or empty starts from
-    `no_root_squash,no_subtree_check` (vpsAdmin mounts VPS data as root)."""
+    """A pool's sharenfs value whose read-write clients are exactly `subnets` (Linux ZFS syntax:
+    `rw=@net1:@net2,no_root_squash`), its other options kept. Read-write grants not in
+    `subnets` go, a bare `rw` (every host) too: the pool may have been opened wider before, and
+    the param names every network. The ones already there keep their order (a reordered param
+    changes nothing). `off`, `on` or empty starts from `no_root_squash,no_subtree_check`
+    (vpsAdmind mounts VPS data over NFS as root)."""
+    if not subnets:
+        raise ValueError("sharenfs needs at least one subnet")
     options = [] if current in ("", "off", "-", "on") else [o for o in current.split(",") if o]
-    rw = next((o for o in options if o.startswith("rw=")), None)
-    allowed = [a for a in (rw[3:].split(":") if rw else []) if a]
-    allowed += [f"@{net}" for net in subnets if f"@{net}" not in allowed]
-    rest = [o for o in options if not o.startswith("rw=")] or ["no_root_squash", "no_subtree_check"]
+    wanted = [f"@{net}" for net in subnets]
+    granted = [a for o in options if o.startswith("rw=") for a in o[3:].split(":")]
+    allowed = list(dict.fromkeys([a for a in granted if a in wanted] + wanted))
+    rest = [o for o in options if o != "rw" and not o.startswith("rw=")] or ["no_root_squash", "no_subtree_check"]
     return ",".join([f"rw={':'.join(allowed)}", *rest])

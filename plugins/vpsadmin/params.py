@@ -6,6 +6,7 @@ strict pattern before anything changes; quoting still happens where the value is
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from airlift.errors import StepError
@@ -53,7 +54,15 @@ def raise_if(errors: list[str]) -> None:
 URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?$")
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
 RESERVED_DATASET_NAMES = ("private", "vpsadmin")  # 2.0 models/dataset.rb
-CIDR = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}/(?:[0-9]|[12][0-9]|3[0-2])$")
+CIDR = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}/\d{1,2}$")  # a.b.c.d/n only: it goes into `zfs set sharenfs=`
+# sharenfs gives these networks read-write access with no_root_squash: root on any host in them
+# owns every VPS's data on the pool. A /16 (65,536 addresses) is already more than any site's
+# node network; a broader one surely takes in hosts that are not vpsAdmin nodes (customers'
+# VPSes among them). IPv6 is refused outright: ZFS on Linux splits sharenfs host lists at ':',
+# so an IPv6 network is misread without an error (openzfs/zfs#1894, #11171, CVE-2013-20001);
+# only OpenZFS releases from 2023 on (openzfs/zfs#15697) read the bracketed form, far newer
+# than a vpsAdmin 2.0 node's ZFS.
+MIN_SUBNET_PREFIX = 16
 
 
 def check_url(label: str, value) -> list[str]:
@@ -81,10 +90,29 @@ def check_timezone(label: str, value) -> list[str]:
 
 
 def check_subnets(label: str, values) -> list[str]:
+    """Each value an IPv4 network in a.b.c.d/n form without host bits, no broader than
+    /MIN_SUBNET_PREFIX (an empty list passes: whether one is needed is the caller's call)."""
     if not isinstance(values, list):
         return [f"{label} must be a list of IPv4 networks (a.b.c.d/n)"]
-    return [f"{label}: {v!r} is not an IPv4 network (a.b.c.d/n)" for v in values
-            if not isinstance(v, str) or not CIDR.match(v)]
+    errors = []
+    for value in values:
+        if isinstance(value, str) and ":" in value:
+            errors.append(f"{label}: {value!r} is an IPv6 network; ZFS on Linux misreads those in sharenfs "
+                          "(the ':' separates hosts), so only IPv4 networks (a.b.c.d/n) can be shared")
+            continue
+        if not isinstance(value, str) or not CIDR.match(value):
+            errors.append(f"{label}: {value!r} is not an IPv4 network (a.b.c.d/n)")
+            continue
+        try:
+            network = ipaddress.IPv4Network(value)  # strict: 10.0.0.1/24 (host bits set) is an error
+        except ValueError as exc:
+            errors.append(f"{label}: {value!r} is not an IPv4 network: {exc}")
+            continue
+        if network.prefixlen < MIN_SUBNET_PREFIX:
+            errors.append(f"{label}: {value} is broader than /{MIN_SUBNET_PREFIX}; sharenfs would give root on "
+                          f"{network.num_addresses:,} addresses read-write access to every pool: name the nodes' "
+                          "own networks")
+    return errors
 
 
 def check_labels(label: str, values, known: set[str]) -> list[str]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from airlift.errors import StepError
 from operators.runbook_step import Plan, RunbookStepOperator
-from operators.vpsadmin_upgrade.common import NodeFileEditOperator, VpsAdminStepOperator
+from operators.vpsadmin_upgrade.common import NodeFileEditOperator, PoolInventoryOperator, VpsAdminStepOperator
 from vpsadmin import configs
 
 
@@ -25,8 +26,12 @@ class VpsadmindConfigOperator(NodeFileEditOperator):
 
 
 class SharenfsOperator(VpsAdminStepOperator):
-    """sharenfs of one pool allows every subnet of `settings['subnets']` (param
-    sharenfs_subnets, else the /24 of every server), its other options kept."""
+    """sharenfs of one pool allows read-write exactly the networks of param sharenfs_subnets
+    (`settings['subnets']`), its other options kept. The runbook shares every pool, so that
+    any two nodes can mount each other's datasets; on a hypervisor pool that exports every
+    VPS's file system with no_root_squash, so those are left alone unless param
+    sharenfs_hypervisor_pools asks. Without subnets (plan mode only: a real run stops in
+    preflight) the plan lists the refusal."""
 
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings")
 
@@ -35,6 +40,16 @@ class SharenfsOperator(VpsAdminStepOperator):
         self.settings = settings
 
     def probe(self, context) -> Plan:
+        where = f"{self.node['server_name']}:{self.node['filesystem']}"
+        hypervisor_pool = self.node["role"] == PoolInventoryOperator.ROLES["hypervisor"]
+        if hypervisor_pool and not self.settings["sharenfs_hypervisor_pools"]:
+            self.log.info("%s: a hypervisor pool, left alone (sharenfs_hypervisor_pools is off)", where)
+            return Plan(details={"left_alone": "hypervisor pool"})
+        if not self.settings["subnets"]:
+            refusal = f"{where}: refused: sharenfs_subnets is empty, so there is no network to share with"
+            if not self.dry_run:
+                raise StepError(refusal)
+            return Plan([refusal], details={"refused": "sharenfs_subnets is empty"})
         fs = self.node["filesystem"]
         get = ["zfs", "get", "-H", "-o", "value", "sharenfs", fs]
         current = self.nodes.run(self.node["address"], get).stdout.strip()

@@ -8,11 +8,15 @@ from collections.abc import Sequence
 
 from airflow.sdk.bases.skipmixin import SkipMixin
 
+from airlift.errors import StepError
+from operators.runbook_step import plan_mode
 from operators.vpsadmin_upgrade.common import VpsAdminStepOperator
+from operators.vpsadmin_upgrade.db import FOUR_BYTE_REFUSAL, four_byte_text
 from vpsadmin.params import check_abs_path, check_db_name, check_hostname, check_node_names, check_upgrade, raise_if
 
 DB_VERSION = 15  # sysconfig db_version of vpsAdmin v1.22
 PINNED_VERSION = "20150630072821"  # the runbook's `rake db:migrate VERSION=...`
+SHARENFS_TASK = "nodes.sharenfs"
 RETIRED_PARAMS = {"require_approval": " (approval gates are a deployment setting now: [airlift] approval_gates, "
                                       "see plugins/airlift/settings.py)"}
 UPGRADE_PARAMS = ("environments", "default_resources", "snapshot_download_base_url", "private_dataset_name",
@@ -33,13 +37,14 @@ class PreflightOperator(VpsAdminStepOperator):
     def execute(self, context) -> dict:
         with self.step_errors():
             settings = self._settings({key: context["params"].get(key) for key in UPGRADE_PARAMS if
-                                       key in context["params"]}, context["params"])
+                                       key in context["params"]}, context)
         for key, host in (("api_node", settings["api_host"]), ("db_node", settings["db_host"])):
             context["ti"].xcom_push(key=key, value={"server_name": host, "address": host})
         self.log.info("preflight ok: %s", settings)
         return settings
 
-    def _settings(self, upgrade: dict, params) -> dict:
+    def _settings(self, upgrade: dict, context) -> dict:
+        params = context["params"]
         api_host, db_host, backup_dir = params["api_host"], params["db_host"], params["backup_dir"]
         skip_nodes = params["skip_nodes"]
         errors = [f"{key}: not a parameter of this DAG" + (RETIRED_PARAMS.get(key, "")) for key in
@@ -72,12 +77,10 @@ class PreflightOperator(VpsAdminStepOperator):
         if not tools.ok or len(tools.stdout.split()) < 3:
             raise_if([f"the DB host {db_host} lacks the MySQL client tools (mysqldump, mysql, mysql_tzinfo_to_sql)"])
         self._check_dump_server(db_host)
-        subnets = upgrade.get("sharenfs_subnets") or sorted(
-            {".".join(s["server_ip4"].split(".")[:3]) + ".0/24" for s in servers})
         skipped = [{"server_id": s["server_id"], "server_name": s["server_name"]} for s in servers
                    if s["server_name"] in skip_nodes or s["server_name"].split(".")[0] in skip_nodes]
         return {"api_host": api_host, "db_host": db_host, "database": self.db.database, "skipped_servers": skipped,
-                "backup_dir": backup_dir.rstrip("/") or "/", "subnets": subnets}
+                "backup_dir": backup_dir.rstrip("/") or "/", **self._sharenfs(context, servers)}
 
     def _check_dump_server(self, db_host: str) -> None:
         """Dumps and restores run on the DB host with its ~/.my.cnf, which may name another
@@ -97,9 +100,35 @@ class PreflightOperator(VpsAdminStepOperator):
                       f"{self.mysql_conn_id}, {connection} (a lock held through the connection is not held there): "
                       "the dumps would not back up this database. Point both at the same server."])
 
+    def _sharenfs(self, context, servers: list[dict]) -> dict:
+        """The networks step nodes.sharenfs opens the pools to, and whether hypervisor pools too.
+        There is no default: sharenfs gives them read-write access with no_root_squash, and no
+        guess (such as each server's /24, which may hold customers' VPSes) is safe. A real run
+        that shares pools refuses here without them; plan mode goes on and the step lists the
+        refusal."""
+        params = context["params"]
+        subnets, hypervisor_pools = params.get("sharenfs_subnets") or [], bool(params.get("sharenfs_hypervisor_pools"))
+        # primary and backup pools are on storage servers, hypervisor pools on nodes (migration
+        # 20140927161700); a run without the step (a partial DAG) shares nothing
+        types = ("storage", "node") if hypervisor_pools else ("storage",)
+        sharing = sorted(s["server_name"] for s in servers if s["server_type"] in types)
+        if not subnets and sharing and context["dag"].has_task(SHARENFS_TASK):
+            problem = (f"sharenfs_subnets is empty: name the IPv4 networks (a.b.c.d/n) of the nodes that mount "
+                       f"the pools of {', '.join(sharing)} over NFS")
+            if not plan_mode(context):
+                raise_if([problem])
+            self.log.warning("%s (a real run stops here)", problem)
+        return {"subnets": subnets, "sharenfs_hypervisor_pools": hypervisor_pools}
+
 
 class InventoryOperator(VpsAdminStepOperator):
-    """The nodes of the cluster, from the `servers` table, except `skip_nodes`."""
+    """The nodes of the cluster, from the `servers` table, except `skip_nodes`. Each must answer
+    over SSH and run vpsAdmind (or have it stopped by this upgrade's db.stop-daemons, which marks
+    that on the node): a dead node would stop a real run halfway (queue waits that never drain,
+    steps that cannot reach it). A real run fails here, before any change, naming every such
+    node; plan mode lists them as refusals and goes on. Skip a dead node with `skip_nodes`."""
+
+    STOPPED_MARK = "/var/lib/airlift/vpsadmind-stopped-by-upgrade"  # include/scripts/vpsadmin/db/stop-daemons.sh
 
     template_fields: Sequence[str] = ("skip_nodes",)
 
@@ -119,14 +148,33 @@ class InventoryOperator(VpsAdminStepOperator):
                           "server_type": s["server_type"], "address": s["server_ip4"]})
         with self.step_errors():
             raise_if(errors)
+            refusals = [problem for node in nodes if (problem := self._unfit(node))]
+            if refusals and not plan_mode(context):
+                raise_if(refusals + ["(skip a dead node with skip_nodes)"])
+        for problem in refusals:
+            self.log.warning("refused (a real run stops here): %s", problem)
         self.log.info("%d node(s): %s", len(nodes), ", ".join(n["server_name"] for n in nodes))
         return nodes
+
+    def _unfit(self, node: dict) -> str | None:
+        """Why a node cannot take part, or None."""
+        probe = f"service vpsadmind status >/dev/null 2>&1; echo $?; test -e {self.STOPPED_MARK} && echo marked || true"
+        try:
+            answer = self.nodes.run(node["address"], probe, timeout=30, check=False).stdout.split()
+        except Exception as exc:  # refused, timed out, unknown host key, auth
+            return f"{node['server_name']} ({node['address']}) does not answer over SSH: {exc}"
+        if answer[:1] != ["0"] and "marked" not in answer:
+            return (f"{node['server_name']}: vpsAdmind is not running (`service vpsadmind status` exited "
+                    f"{answer[0] if answer else '?'}) and this upgrade did not stop it")
+        return None
 
 
 class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
     """Once the database is past migration 20150630072821 the v1.22 sections are done and
     must not run again (they would, e.g., stop the 2.0 daemons): their tasks (and the API
-    shutdown) are skipped, their reports still run. A fresh v1.22 world goes on."""
+    shutdown) are skipped, their reports still run. A fresh v1.22 world goes on, unless its
+    text holds what the encoding fix cannot (4-byte characters): a real run stops here, before
+    the first change, naming the rows; plan mode lists them as a refusal."""
 
     inherits_from_skipmixin = True
 
@@ -143,4 +191,11 @@ class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
             self.log.info("schema_migrations has %s: the v1.22 sections are done; skipping %d task(s)",
                           PINNED_VERSION, len(tasks))
             self.skip(ti=context["ti"], tasks=tasks)
+        else:
+            with self.step_errors():
+                four_byte = four_byte_text(self.db, self.db.database)
+                if four_byte and not plan_mode(context):
+                    raise StepError(FOUR_BYTE_REFUSAL + "\n- ".join(four_byte))
+            if four_byte:
+                self.log.warning("refused (a real run stops here): %s", FOUR_BYTE_REFUSAL + "\n- ".join(four_byte))
         return {"migrated": migrated, "latest": versions[-1] if versions else None}

@@ -61,6 +61,9 @@ with DAG(
     tags=["vpsadmin", "upgrade", "runbook"],
     default_args={
         "retries": 2,
+        # A hung step fails (and is retried) instead of holding a worker slot forever; long
+        # steps set their own. Deferred waits are bounded by their trigger's timeout instead.
+        "execution_timeout": timedelta(hours=2),
         "retry_delay": timedelta(seconds=20),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=5),

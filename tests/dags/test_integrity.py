@@ -50,6 +50,7 @@ def test_upgrade_dags_default_to_plan_mode(dagbag):
     dag = dagbag.dags["vpsadmin_upgrade_v2"]
     assert dag.params["dry_run"] is True
     assert "require_approval" not in dag.params, "approvals are a deployment setting, not a trigger-form param"
+    assert [t.task_id for t in dag.tasks if not t.execution_timeout and not hasattr(t, "response_timeout")] == []
     assert dag.max_active_runs == 1
 
 

@@ -152,9 +152,12 @@ def test_bad_params_fail_first_and_change_nothing(lab_world, capfd, conf, messag
     state, tis, _ = run_dag(DAG_ID, {**conf, "dry_run": False})
     assert state == "failed"
     assert tis["preflight.check_params"] == "failed"
-    # the restore gate runs after anything (all_done) and skips itself: no migration ran; the
-    # restore itself depends on the backup it would load, which never ran
-    assert tis.pop("api.approve_restore") == "skipped" and tis.pop("api.restore_database") == "upstream_failed"
+    # the restore gates run after anything (all_done) and skip themselves: no migration ran; the
+    # restores depend on the dumps they would load, which never ran; the run report says so
+    for section in ("api", "finalize"):
+        assert tis.pop(f"{section}.approve_restore") == "skipped"
+        assert tis.pop(f"{section}.restore_database") == "upstream_failed"
+    assert tis.pop("run_report") == "failed"
     assert all(s in ("upstream_failed", None) for t, s in tis.items() if t != "preflight.check_params"), tis
     out = capfd.readouterr().out
     assert [m for m in (message if isinstance(message, tuple) else (message,)) if m not in out] == []

@@ -39,13 +39,13 @@ class Lab:
 
     @classmethod
     def create(cls, lab_dir: Path, ssh_port: int, vpsadmin_db: str = "vpsadmin",
-               scale: int = 1) -> Lab:
+               scale: int = 1, api_port: int = 9292) -> Lab:
         lab_dir = Path(lab_dir).resolve()
         lab_dir.mkdir(parents=True, exist_ok=True)
         server = mysql.resolve(lab_dir, os.environ.get("LAB_MYSQL_URL"))
         cfg = LabConfig(lab_dir=str(lab_dir), ssh_port=ssh_port, mysql_host=server["host"],
                         mysql_port=server["port"], mysql_user=server["user"],
-                        mysql_password=server["passwd"], vpsadmin_db=vpsadmin_db, scale=scale,
+                        mysql_password=server["passwd"], vpsadmin_db=vpsadmin_db, scale=scale, api_port=api_port,
                         app_user="vpsadmin_" + hashlib.sha256(vpsadmin_db.encode()).hexdigest()[:10],
                         app_password=secrets.token_urlsafe(18).replace("-", "x").replace("_", "y"))
         cfg.save()

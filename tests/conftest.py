@@ -55,7 +55,7 @@ def lab_world(tmp_path, monkeypatch):
     labs = []
 
     def make(scale: int = 1, wait_for_queue: bool = True) -> Lab:
-        lab = Lab.create(tmp_path / f"lab{len(labs)}", ssh_port=free_port(),
+        lab = Lab.create(tmp_path / f"lab{len(labs)}", ssh_port=free_port(), api_port=free_port(),
                          vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}", scale=scale)
         labs.append(lab)
         lab.info = lab.seed(reset_timezones=True)

@@ -39,6 +39,9 @@ class LabConfig:
     mysql_password: str = ""
     vpsadmin_db: str = "vpsadmin"
     scale: int = 1
+    # Where the upgrade starts the vpsAdmin 2.0 API (connection vpsadmin_api): a port of its
+    # own per lab, so labs side by side on one machine do not answer each other's requests.
+    api_port: int = 9292
     # vpsAdmin's own database account (what its nodes' configs and the DAGs' connection use),
     # with a password of its own, so a test can look for that secret everywhere a run wrote.
     app_user: str = ""

@@ -75,7 +75,7 @@ def connections(cfg: LabConfig) -> dict[str, dict]:
         # of the lab's own CA; the seed's admin password is ":heslo1" (m_pass = md5(login +
         # password), the API's md5 provider).
         "vpsadmin_api": {
-            "conn_type": "http", "host": host_with_role("api").address, "port": 9292,
+            "conn_type": "http", "host": host_with_role("api").address, "port": cfg.api_port,
             "schema": "https", "login": "admin", "password": ":heslo1",
             "extra": {"verify": str(cfg.tls_ca)},
         },

@@ -191,7 +191,7 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
         assert (lab.node_root(server) / f"var/vpsadmin/mounts/{vps_id}.mounts").exists(), vps_id
         assert (lab.node_root(server) / f"etc/vz/conf/{vps_id}.mount").exists(), vps_id
     config = (lab.node_root("vpsadmin") / "var/www/vpsadmin/config.php").read_text()
-    assert "define('API_URL', 'https://127.0.1.2:9292');" in config
+    assert f"define('API_URL', 'https://127.0.1.2:{lab.cfg.api_port}');" in config
     assert f"define('ENV_VPS_PRODUCTION_ID', {envs['Production']});" in config
     # mail templates, integrity
     assert MAIL_TEMPLATES <= {n for (n,) in query(lab, "SELECT name FROM mail_templates")}

@@ -54,6 +54,10 @@ class PreflightOperator(VpsAdminStepOperator):
             if value:
                 errors += check_hostname(label, value)
         errors += check_db_name("database of connection " + self.mysql_conn_id, self.db.database)
+        try:  # a malformed vpsadmin_api connection is refused here, not at api.start after the database changed
+            self.api  # noqa: B018 - building the hook checks the connection
+        except StepError as exc:
+            errors.append(str(exc))
         raise_if(errors)
 
         found = self.db.schema_version()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +39,7 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airlift import sql as named_sql
 from airlift.errors import StepError
-from airlift.steps import step_doc, step_file, step_task_id, step_title
+from airlift.steps import fill, step_doc, step_file, step_task_id, step_title
 
 
 @dataclass
@@ -436,13 +436,6 @@ class NodeScriptOperator(RunbookStepOperator):
             self._nodes = None
 
 
-def fill(text: str, item: dict) -> str:
-    """`{key}` in an argument becomes item[key] (a pool's `{filesystem}`); other text stays."""
-    import re
-
-    return re.sub(r"\{(\w+)\}", lambda m: str(item[m.group(1)]) if m.group(1) in item else m.group(0), text)
-
-
 class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
     """An approval before an irreversible step (HITL: the task waits in `awaiting_input` until
     someone answers in the UI). `plan` (a step record, e.g. an XComArg) is shown in the body as
@@ -515,14 +508,17 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
 
 
 def planned_changes(plan) -> list[str]:
-    """The changes of a step record, or of a list of them (a mapped step's records)."""
-    records = plan if isinstance(plan, list) else [plan]
+    """The changes of a step record, or of a sequence of them (a mapped step's records reach
+    a task as a lazy sequence, not a list)."""
+    records = [plan] if isinstance(plan, dict) or plan is None else list(plan)
     return [change for r in records if isinstance(r, dict) for change in r.get("changes") or []]
 
 
 def markdown(record) -> str:
     """A step record (or any dict/list) as a short markdown list for a human to read; a
     mapped step's records as one list of their changes."""
+    if isinstance(record, Iterable) and not isinstance(record, dict | str | bytes | list):
+        record = list(record)  # a mapped step's records (lazy sequence)
     if isinstance(record, list) and record and all(isinstance(r, dict) and "changes" in r for r in record):
         return "\n".join(f"- {change}" for change in planned_changes(record)) or "- nothing to change"
     if isinstance(record, dict) and "changes" in record:

@@ -164,6 +164,10 @@ def test_a_gate_with_nothing_to_approve_asks_only_if_told_to(monkeypatch):
         ctx(dry_run=False))
     assert asked == ["strict", "moves"]
     assert markdown(moves) == "- storage1: a: move 2 entries\n- storage2: b: move 1 entry"
+    # a mapped step's records reach the gate as a lazy sequence, not a list
+    ApprovalGateOperator(task_id="lazy", subject="Move?", plan=tuple(moves), ask_when_empty=False).execute(
+        ctx(dry_run=False))
+    assert asked == ["strict", "moves", "lazy"] and markdown(tuple(moves)) == markdown(moves)
 
 
 def test_the_gate_shows_its_plan_as_markdown():

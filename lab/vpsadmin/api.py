@@ -15,7 +15,7 @@ Resources (API 5d85ee934, lib/vpsadmin/api/resources/integrity_*.rb):
   GET  /  and  GET /v1/                       version information
   POST /v1/integrity_checks                   {"integrity_check": {"storage", "vps",
                                                "skip_maintenance", "node"}} -> the new check
-  GET  /v1/integrity_checks[/<id>]
+  GET  /v1/integrity_checks[/<id>]            (index: integrity_check[status|user|limit|offset])
   GET  /v1/integrity_objects?integrity_object[integrity_check]=<id>&...
   GET  /v1/integrity_facts?integrity_fact[integrity_check]=<id>&integrity_fact[status]=false
        (also node, class_name, integrity_object, name, severity, limit, offset)
@@ -43,6 +43,8 @@ CHECK_STATUS = ("pending", "integral", "broken")
 OBJECT_STATUS = ("undetermined", "integral", "broken")
 FACT_STATUS = ("false", "true")
 SEVERITY = ("low", "normal", "high")
+# integrity_checks rows with the login of the user who started each (m_nick)
+CHECK_ROWS = "SELECT c.*, m.m_nick FROM integrity_checks c LEFT JOIN members m ON m.m_id = c.user_id"
 
 
 class ApiError(Exception):
@@ -105,10 +107,9 @@ class VpsadminApi:
                 if method == "POST" and not rest:
                     return self.create_check(conn, user, body.get("integrity_check") or {})
                 if method == "GET" and not rest:
-                    return {"integrity_checks": [self.check(r) for r in self.rows(
-                        conn, "SELECT * FROM integrity_checks ORDER BY id DESC")]}
+                    return {"integrity_checks": self.checks(conn, query)}
                 if method == "GET" and len(rest) == 1 and rest[0].isdigit():
-                    found = self.rows(conn, "SELECT * FROM integrity_checks WHERE id = %s", (int(rest[0]),))
+                    found = self.rows(conn, f"{CHECK_ROWS} WHERE c.id = %s", (int(rest[0]),))
                     if not found:
                         raise ApiError(404, f"object IntegrityCheck = {rest[0]} not found")
                     return {"integrity_check": self.check(found[0])}
@@ -143,14 +144,33 @@ class VpsadminApi:
                                           node_id=node)
         except integrity.ResourceLocked as e:
             raise ApiError(400, f"Resource is locked: {e}") from e
-        return {"integrity_check": self.check(self.rows(
-            conn, "SELECT * FROM integrity_checks WHERE id = %s", (check_id,))[0])}
+        return {"integrity_check": self.check(self.rows(conn, f"{CHECK_ROWS} WHERE c.id = %s", (check_id,))[0])}
+
+    def checks(self, conn, query: dict) -> list[dict]:
+        """IntegrityCheck#Index: newest first, by status and user (an id), limit and offset."""
+        args = self._input(query, "integrity_check")
+        where, params = [], []
+        try:
+            if "status" in args:
+                where.append("c.status = %s")
+                params.append(CHECK_STATUS.index(args["status"]))
+            if "user" in args:
+                where.append("c.user_id = %s")
+                params.append(int(args["user"]))
+            limit, offset = int(args.get("limit", 1000000)), int(args.get("offset", 0))
+        except ValueError as e:
+            raise ApiError(400, "input parameters not valid") from e
+        return [self.check(r) for r in self.rows(conn, f"""
+            {CHECK_ROWS} {'WHERE ' + ' AND '.join(where) if where else ''}
+            ORDER BY c.id DESC LIMIT %s OFFSET %s""", (*params, limit, offset))]
 
     @staticmethod
     def check(row: dict) -> dict:
         out = {k: row[k] for k in ("id", "checked_objects", "integral_objects", "broken_objects",
                                    "checked_facts", "true_facts", "false_facts")}
-        out.update(status=CHECK_STATUS[row["status"]], user={"id": row["user_id"]},
+        # a resource with value_label :login, as HaveAPI shows it: its id and its label
+        out.update(status=CHECK_STATUS[row["status"]],
+                   user={"id": row["user_id"], "login": row.get("m_nick")},
                    created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]),
                    finished_at=_dt(row["finished_at"]))
         return out

@@ -430,10 +430,13 @@ class _StorageCheck:
             real_pool = self.take("")
             for p in pool["properties"]:
                 self.property(real_pool, p)
+            special = {}
             for name in ("vpsadmin", "vpsadmin/download", "vpsadmin/mount"):
-                found = self.take(name)
-                self.facts.fact(pool, name, True, found is not None, "high",
+                special[name] = self.take(name)
+                self.facts.fact(pool, name, True, special[name] is not None, "high",
                                 f"dataset '{self.full(name)}' does not exist")
+            if special["vpsadmin/download"] is not None:
+                self.downloads(special["vpsadmin/download"]["mountpoint"]["value"], pool["downloads"])
             for clone in pool["mount_clones"]:
                 name = f"vpsadmin/mount/{clone['id']}.snapshot"
                 real = self.take(name)
@@ -443,6 +446,24 @@ class _StorageCheck:
             for ds in pool["datasets"]:
                 self.dataset(ds)
             self.stray()
+
+    def downloads(self, mountpoint: str, downloads: list[dict]) -> None:
+        """check_download for every snapshot download of the pool, then every other entry of
+        the download dataset (Dir.glob: dot entries not included) as stray, low severity."""
+        directory = self.daemon.node_root / str(mountpoint).lstrip("/")
+        entries = sorted(p.name for p in directory.glob("*"))
+        for dl in downloads:
+            found = dl["secret_key"] in entries
+            self.facts.fact(dl, "dir_exists", True, found, "normal",
+                            f"download '{dl['secret_key']}' does not exist")
+            file_exists = (directory / dl["secret_key"] / dl["file_name"]).exists()
+            self.facts.fact(dl, "file_exists", True, found and file_exists, "normal",
+                            f"file '{dl['file_name']}' does not exist")
+            if found:
+                entries.remove(dl["secret_key"])
+        for entry in entries:
+            self.facts.fact(self.facts.new_object(self.pool, "SnapshotDownload"), "exists", False, True,
+                            "low", f"download '{entry}' exists while it shouldn't")
 
     def property(self, real, p) -> None:
         if real is None or p["name"] not in real:

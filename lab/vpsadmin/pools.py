@@ -1,10 +1,12 @@
 """The ZFS pools of the v1.22 world, laid out from the seeded database (after world.py).
 
 - every hypervisor: pool `vz`, `vz/private` and `vz/private/<veid>` per VPS on it (the
-  datasets adopt the directories world.py already wrote); sharenfs left unset there,
-  the upgrade sets it;
+  datasets adopt the directories world.py already wrote) with the refquota its disk config
+  set; sharenfs left unset there;
 - every storage root's node: the pool, the root dataset with sharenfs = share_options, and
   one dataset per export (`default` = 'no') with the export's quota;
+- the pools' file systems and the top-level NAS datasets carry POOL_PROPERTIES, the other
+  datasets of hypervisor and NAS pools their quota and refquota;
 - NAS exports hold real files (hidden ones, a subdirectory tree, names with a space and a
   newline), deterministic per export id;
 - backup exports get one snapshot per vps_backups row, oldest first, named as vpsAdmind 1.22
@@ -17,6 +19,7 @@ Everything goes through `lab.core.tools.zfs.Zfs` in one batch per node: one stat
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,6 +29,15 @@ from lab.core.tools.zfs import Zfs
 from lab.core.topology import HOSTS
 
 PRAGUE = ZoneInfo("Europe/Prague")
+# vpsAdmin 2.0's add_storage migration records, for every pool's file system and every
+# top-level NAS dataset, each property of its registrator as set there (inherited = false) with
+# its default (API 5d85ee934 config/dataset_properties.rb), and quota/refquota as set on every
+# dataset; the 2.0 integrity check compares value and inheritance with `zfs get`. The world's
+# file systems carry them set, so that the check of a correct upgrade finds them (an unset
+# quota is a "default" one to `zfs get`, an explicit none a "local" one). Not sharenfs: its
+# default '' is no value ZFS takes, and the storage roots keep their share options.
+POOL_PROPERTIES = {"atime": "off", "compression": "on", "recordsize": "131072", "relatime": "off",
+                   "sync": "standard", "quota": "none", "refquota": "none"}
 BACKUP_SNAPSHOT_FORMAT = "backup-%Y-%m-%dT%H:%M:%S"
 
 
@@ -59,9 +71,17 @@ def _hypervisor_pool(z: Zfs, server_id: int, conn) -> None:
         conn, "SELECT vps_id FROM vps WHERE vps_server = %s ORDER BY vps_id", (server_id,))]
     with z.batch():
         z.create_pool("vz")
-        z.create("vz/private")
+        z.create("vz/private", props=POOL_PROPERTIES)
         for veid in veids:
-            z.create(f"vz/private/{veid}")
+            z.create(f"vz/private/{veid}", props={"quota": "none", "refquota": _vps_refquota(z.root, veid)})
+
+
+def _vps_refquota(node_root, veid: int) -> str:
+    """What vpsAdmind 1.22's applyconfig sets on a ZFS node after `vzctl set --applyconfig`
+    (handlers/zfsvps.rb): refquota = the DISKSPACE limit vzctl saved (1 KiB blocks)."""
+    conf = (node_root / f"etc/vz/conf/{veid}.conf").read_text()
+    found = re.search(r'^DISKSPACE="\d+:(\d+)"', conf, re.MULTILINE)
+    return f"{int(found.group(1)) * 1024}" if found else "none"
 
 
 def _storage_root(z: Zfs, root: dict, conn) -> None:
@@ -78,11 +98,17 @@ def _storage_root(z: Zfs, root: dict, conn) -> None:
         pool = base.split("/", 1)[0]
         if not z.exists(pool):
             z.create_pool(pool)
-        z.create(base, parents=True, props={"sharenfs": root["share_options"]})
+        z.create(base, parents=True, props={**POOL_PROPERTIES, "sharenfs": root["share_options"]})
         for export in exports:
             name = f"{base}/{export['dataset']}"
-            z.create(name, parents=True,
-                     props={"quota": str(export["quota"])} if export["quota"] else None)
+            quota = str(export["quota"]) if export["quota"] else "none"
+            if root["storage_layout"] != "per_member":  # backups: 2.0 records no properties
+                props = {"quota": quota} if export["quota"] else {}
+            elif "/" not in export["dataset"]:
+                props = {**POOL_PROPERTIES, "quota": quota}
+            else:
+                props = {"quota": quota, "refquota": "none"}
+            z.create(name, parents=True, props=props)
             if root["storage_layout"] == "per_member":
                 _nas_files(z, name, export["id"], private=export["dataset"].endswith("/private"))
             else:

@@ -49,6 +49,12 @@ exec service vpsadmind "$@"
 
 DB_BACKUP_DIR = "/var/backups/vpsadmin"
 
+# `vzctl set --applyconfig <name> --save` (how vpsAdmind 1.22 applies a VPS's configs) saves
+# sizes as numbers in vzctl's units: pages for the *PAGES beancounters, 1 KiB blocks for
+# DISKSPACE.
+VZCTL_UNITS = {"PHYSPAGES": 4096, "SWAPPAGES": 4096, "PRIVVMPAGES": 4096, "DISKSPACE": 1024}
+SIZE_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
 
 def _rows(conn, sql: str, params=None) -> list[dict]:
     cur = conn.cursor()
@@ -101,20 +107,24 @@ def _vpsadmind_files(cfg: LabConfig, host, conn) -> None:
 def _hypervisor_files(root: Path, server_id: int, conn) -> None:
     write_file(root / "etc/vz/vz.conf", 'VE_ROOT=/vz/root/$VEID\nVE_PRIVATE=/vz/private/$VEID\n')
     vpses = _rows(conn, """
-        SELECT v.vps_id, v.vps_hostname, COALESCE(s.vps_up, 0) AS up, v.vps_onboot,
+        SELECT v.vps_id, v.vps_hostname, COALESCE(s.vps_up, 0) AS up,
                t.templ_name, GROUP_CONCAT(ip.ip_addr ORDER BY ip.ip_id SEPARATOR ' ') AS ips
         FROM vps v
         LEFT JOIN vps_status s ON s.vps_id = v.vps_id
         LEFT JOIN cfg_templates t ON t.templ_id = v.vps_template
         LEFT JOIN vps_ip ip ON ip.vps_id = v.vps_id
         WHERE v.vps_server = %s GROUP BY v.vps_id""", (server_id,))
+    configs = applied_configs(conn, server_id)
     for vps in vpses:
         veid = vps["vps_id"]
+        # vpsAdmind 1.22 sets ONBOOT with every start ("yes") and stop ("no") it makes
+        # (handlers/vps.rb), so it follows the VPS's state.
         write_file(root / f"etc/vz/conf/{veid}.conf",
-               f'ONBOOT="{"yes" if vps["vps_onboot"] else "no"}"\n'
+               f'ONBOOT="{"yes" if vps["up"] else "no"}"\n'
                f'VE_ROOT="/vz/root/$VEID"\nVE_PRIVATE="/vz/private/$VEID"\n'
                f'OSTEMPLATE="{vps["templ_name"] or "scientific-6-x86_64"}"\n'
-               f'HOSTNAME="{vps["vps_hostname"]}"\nIP_ADDRESS="{vps["ips"] or ""}"\n')
+               f'HOSTNAME="{vps["vps_hostname"]}"\nIP_ADDRESS="{vps["ips"] or ""}"\n'
+               + "".join(f'{name}="{value}"\n' for name, value in configs.get(veid, {}).items()))
         write_file(root / f"var/lib/lab/vz/{veid}", "running\n" if vps["up"] else "stopped\n")
         write_file(root / f"vz/private/{veid}/etc/hostname", f"{vps['vps_hostname']}\n")
         (root / f"vz/root/{veid}").mkdir(parents=True, exist_ok=True)
@@ -140,6 +150,32 @@ def _hypervisor_files(root: Path, server_id: int, conn) -> None:
     for veid, vps_mounts in by_vps.items():
         for suffix, text in zip(("mount", "umount"), mount_scripts(vps_mounts), strict=False):
             write_file(root / f"etc/vz/conf/{veid}.{suffix}", text, 0o755)
+
+
+def applied_configs(conn, server_id: int) -> dict[int, dict[str, str]]:
+    """{veid: {parameter: value}} as vzctl saved each VPS's config chain (vps_has_config in
+    its order, a later config overriding an earlier one) into /etc/vz/conf/<veid>.conf."""
+    rows = _rows(conn, """
+        SELECT h.vps_id, c.config FROM vps_has_config h
+        INNER JOIN config c ON c.id = h.config_id
+        INNER JOIN vps v ON v.vps_id = h.vps_id
+        WHERE v.vps_server = %s ORDER BY h.vps_id, h.`order`""", (server_id,))
+    saved: dict[int, dict[str, str]] = {}
+    for row in rows:
+        for line in (row["config"] or "").splitlines():
+            name, _, value = line.partition("=")
+            if value:
+                saved.setdefault(row["vps_id"], {})[name.strip()] = _vzctl_saved(name.strip(), value.strip('"'))
+    return saved
+
+
+def _vzctl_saved(name: str, value: str) -> str:
+    """A parameter as `vzctl --save` writes it: "0:4G" of PHYSPAGES becomes "0:1048576"."""
+    unit = VZCTL_UNITS.get(name)
+    if unit is None:
+        return value
+    return ":".join(str(int(part[:-1]) * SIZE_SUFFIXES[part[-1]] // unit) if part[-1:] in SIZE_SUFFIXES
+                    else part for part in value.split(":"))
 
 
 def summary(conn) -> dict:

@@ -94,7 +94,9 @@ class IntegrityCheckOperator(VpsAdminStepOperator):
     """POST integrity_check through the API with both the storage and the VPS checks (plain
     `integrity_check new` checks nothing, research/vpsadmin.md §6), then waits for it deferred
     (IntegrityCheckTrigger: no worker slot held), logs broken objects and false facts and puts
-    a summary in XCom. Fails on a false high-severity fact unless `allow_high`."""
+    a summary in XCom. Fails on a false high-severity fact unless `allow_high`. A retry (or the
+    task cleared in the same run) takes the check an earlier try started in this run, pending
+    or finished, instead of starting another; a new run starts its own."""
 
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "allow_high")
     HIGH = 2
@@ -109,10 +111,29 @@ class IntegrityCheckOperator(VpsAdminStepOperator):
     def apply(self, context, plan: Plan) -> None:
         from triggers.vpsadmin import IntegrityCheckTrigger
 
-        check_id = self.api.create_integrity_check(storage=True, vps=True)
-        self.log.info("%s: integrity check %d started; waiting for it (deferred)", self.label, check_id)
+        earlier = self._check_of_this_run(context)
+        if earlier:
+            check_id = int(earlier["id"])
+            self.log.info("%s: integrity check %d (%s) was started earlier in this run; waiting for it (deferred)",
+                          self.label, check_id, earlier["status"])
+        else:
+            check_id = self.api.create_integrity_check(storage=True, vps=True)
+            self.log.info("%s: integrity check %d started; waiting for it (deferred)", self.label, check_id)
         self.defer_apply(IntegrityCheckTrigger, plan, timeout=self.timeout, api_conn_id=self.api_conn_id,
                          check_id=check_id, poll_interval=self.poll_interval)
+
+    def _check_of_this_run(self, context) -> dict | None:
+        """The newest check the API's login started since this DAG run started (the API lists
+        who started each check and when; the try that started it may have died before it could
+        record anything)."""
+        from datetime import datetime
+
+        dag_run = context["dag_run"]
+        run_started = (dag_run.start_date or dag_run.run_after).replace(microsecond=0)
+        for check in self.api.own_integrity_checks():
+            if datetime.fromisoformat(check["created_at"].replace("Z", "+00:00")) >= run_started:
+                return check
+        return None
 
     def resume(self, context, plan: Plan, event: dict) -> dict:
         if event.get("status") != "done":
@@ -123,16 +144,23 @@ class IntegrityCheckOperator(VpsAdminStepOperator):
                                              "checked_facts", "true_facts", "false_facts")}
         high = [f for f in facts if f.get("severity") in (self.HIGH, "high")]
         for fact in facts:
-            self.log.info("false fact [%s] %s: %s expected %s, is %s %s", fact.get("severity"), fact.get("object"),
+            self.log.info("false fact [%s] %s: %s expected %s, is %s %s", fact.get("severity"), self._object(fact),
                           fact.get("name"), fact.get("expected_value"), fact.get("actual_value"),
                           fact.get("message") or "")
         self.log.info("%s: integrity check %d: %s", self.label, check_id, summary)
         if high and not self.allow_high:
             raise StepError(f"{len(high)} high-severity fact(s) are false in integrity check {check_id} (set "
                             "integrity_allow_high to go on):\n"
-                            + "\n".join(f"{f.get('object')}: {f.get('name')}: {f.get('message')}" for f in high[:20]))
+                            + "\n".join(f"{self._object(f)}: {f.get('name')}: {f.get('message')}" for f in high[:20]))
         return {"check_id": check_id, "summary": summary, "high_false_facts": len(high),
-                "false_facts": [{k: f.get(k) for k in ("object", "name", "severity", "message")} for f in facts[:100]]}
+                "false_facts": [{"object": self._object(f), **{k: f.get(k) for k in ("name", "severity", "message")}}
+                                for f in facts[:100]]}
+
+    @staticmethod
+    def _object(fact: dict) -> str:
+        """What a fact is about: the API gives its integrity object's id and class name."""
+        obj = fact.get("integrity_object") or {}
+        return f"{obj.get('class_name')} (integrity object {obj.get('id')})"
 
     def verify(self, context, plan: Plan) -> Plan:
         return Plan()  # a check is a report, not a state to reach

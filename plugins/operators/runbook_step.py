@@ -200,7 +200,7 @@ class RunbookStepOperator(BaseOperator):
     def _left_on_failure(self, context):
         """A step that fails while changing may leave part of its plan done (a move stopped
         after some datasets): its probe, run again, says what is left; pushed as XCom `LEFT`
-        for the section report. The step resumes from there when run again (probes read the
+        for the run report (RunReportOperator). The step resumes from there when run again (probes read the
         state, they do not replay a log)."""
         try:
             yield

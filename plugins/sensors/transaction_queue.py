@@ -67,8 +67,9 @@ class TransactionQueueSensor(VpsAdminStepOperator):
         with self.step_errors():
             failed = self.db.failed_since(min(first_ids, default=None), since)
             if failed:
-                raise StepError(f"{len(failed)} transaction(s) failed since the run started; fix their cause "
-                                "(or resolve them in vpsAdmin), then clear this task:\n" + _failures(failed))
+                raise StepError(f"{len(failed)} transaction(s) failed since the run started; fix their cause, "
+                                "then trigger a new run (it checks what fails from its own start on):\n"
+                                + _failures(failed))
         left = {self.skipped[s]: n for s, n in self.db.pending_by_server().items() if s in self.skipped and n}
         for name, count in left.items():
             self.log.warning("%s: %d transaction(s) left queued on skipped node %s", self.label, count, name)

@@ -20,3 +20,15 @@ def lab(tmp_path_factory):
     lab.start()
     yield lab
     lab.destroy()
+
+
+@pytest.fixture
+def nodes(lab, monkeypatch):
+    """A NodeHook on the module's lab (its connections exported as AIRFLOW_CONN_*)."""
+    from hooks.node import NodeHook
+
+    for name, value in lab.env().items():
+        monkeypatch.setenv(name, value)
+    hook = NodeHook()
+    yield hook
+    hook.close()

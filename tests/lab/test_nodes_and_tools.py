@@ -31,15 +31,6 @@ def lab(tmp_path_factory):
     lab.destroy()
 
 
-@pytest.fixture
-def nodes(lab, monkeypatch):
-    for name, value in lab.env().items():
-        monkeypatch.setenv(name, value)
-    hook = NodeHook()
-    yield hook
-    hook.close()
-
-
 def sh(nodes, node: str, command: str, **kwargs):
     return nodes.run(host(node).address, command, check=False, **kwargs)
 

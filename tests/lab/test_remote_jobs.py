@@ -28,28 +28,6 @@ echo done
 """
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from lab import Lab
-    from lab.core.config import free_port
-
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
-    lab.seed(pools=False)
-    lab.start()
-    yield lab
-    lab.destroy()
-
-
-@pytest.fixture
-def nodes(lab, monkeypatch):
-    for name, value in lab.env().items():
-        monkeypatch.setenv(name, value)
-    hook = NodeHook()
-    yield hook
-    hook.close()
-
-
 def starts(lab) -> int:
     path = lab.node_root("storage1") / "root/job-starts"
     return len(path.read_text().split()) if path.exists() else 0

@@ -22,7 +22,7 @@ class ParamError(StepError, ValueError):
 
 
 def check_hostname(label: str, value: str) -> list[str]:
-    if not isinstance(value, str) or not HOSTNAME.match(value):
+    if not isinstance(value, str) or not HOSTNAME.fullmatch(value):
         return [f"{label} {value!r} is not a host name or IPv4 address"]
     return []
 
@@ -31,17 +31,17 @@ def check_node_names(label: str, names) -> list[str]:
     if not isinstance(names, list):
         return [f"{label} must be a list of node names, got {names!r}"]
     return [f"{label}: {n!r} is not a valid node name (letters, digits, '.', '-')"
-            for n in names if not isinstance(n, str) or not NODE_NAME.match(n)]
+            for n in names if not isinstance(n, str) or not NODE_NAME.fullmatch(n)]
 
 
 def check_abs_path(label: str, value: str) -> list[str]:
-    if not isinstance(value, str) or not ABS_PATH.match(value) or "/../" in f"{value}/":
+    if not isinstance(value, str) or not ABS_PATH.fullmatch(value) or "/../" in f"{value}/":
         return [f"{label} {value!r} must be an absolute path of letters, digits and ._+-"]
     return []
 
 
 def check_db_name(label: str, value: str) -> list[str]:
-    if not isinstance(value, str) or not DB_NAME.match(value):
+    if not isinstance(value, str) or not DB_NAME.fullmatch(value):
         return [f"{label} {value!r} is not a plain database name"]
     return []
 
@@ -66,13 +66,13 @@ MIN_SUBNET_PREFIX = 16
 
 
 def check_url(label: str, value) -> list[str]:
-    if not isinstance(value, str) or not URL.match(value):
+    if not isinstance(value, str) or not URL.fullmatch(value):
         return [f"{label} {value!r} is not an http(s) URL"]
     return []
 
 
 def check_dataset_name(label: str, value) -> list[str]:
-    if not isinstance(value, str) or not DATASET_NAME.match(value):
+    if not isinstance(value, str) or not DATASET_NAME.fullmatch(value):
         return [f"{label} {value!r} is not a dataset name (letters, digits, _.:-)"]
     if value in RESERVED_DATASET_NAMES:
         return [f"{label} {value!r} is a name reserved in vpsAdmin 2.0"]
@@ -100,7 +100,7 @@ def check_subnets(label: str, values) -> list[str]:
             errors.append(f"{label}: {value!r} is an IPv6 network; ZFS on Linux misreads those in sharenfs "
                           "(the ':' separates hosts), so only IPv4 networks (a.b.c.d/n) can be shared")
             continue
-        if not isinstance(value, str) or not CIDR.match(value):
+        if not isinstance(value, str) or not CIDR.fullmatch(value):
             errors.append(f"{label}: {value!r} is not an IPv4 network (a.b.c.d/n)")
             continue
         try:

@@ -63,3 +63,22 @@ def test_upgrade_params_accepted():
                                  "private_dataset_name": "private-data", "sharenfs_subnets": ["10.0.0.0/24"],
                                  "api_url": ""},
                                 SERVERS) == []
+
+
+@pytest.mark.parametrize("check, value", [
+    (params.check_hostname, "vpsadmin\n"),
+    (params.check_abs_path, "/var/backups\n"),
+    (params.check_db_name, "vpsadmin\n"),
+    (params.check_url, "https://vpsadmin.example\n"),
+    (params.check_dataset_name, "private-data\n"),
+])
+def test_a_trailing_newline_is_refused(check, value):
+    """`$` matches before a final newline: the checks match the whole value (a newline would
+    start another line of a config file or fstab)."""
+    assert check("x", value)
+    assert check("x", value.rstrip("\n")) == []
+
+
+def test_node_names_and_subnets_refuse_a_trailing_newline():
+    assert params.check_node_names("skip_nodes", ["node1\n"]) and not params.check_node_names("skip_nodes", ["node1"])
+    assert params.check_subnets("s", ["10.0.0.0/24\n"]) and not params.check_subnets("s", ["10.0.0.0/24"])

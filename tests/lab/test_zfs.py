@@ -242,7 +242,8 @@ def test_set_and_inherit_sharenfs_and_quota(node):
                                               "use 'zfs set quota=none' to clear\n"
                                               "use 'zfs inherit -S quota' to revert to received value\n")
     ok(node, "set", "quota=none", "tank/n")
-    assert ok(node, "get", "-H", "-o", "value,source", "quota", "tank/n") == "none\tdefault\n"
+    assert ok(node, "get", "-H", "-o", "value,source", "quota", "tank/n") == "none\tlocal\n"
+    assert ok(node, "get", "-H", "-o", "value,source", "quota", "tank/n/kid") == "none\tdefault\n"
     for bad, message in (("quota=lots", "bad numeric value 'lots'"),
                          ("sync=sometimes", "'sync' must be one of 'standard | always | disabled'"),
                          ("used=5", "'used' is readonly")):

@@ -405,10 +405,11 @@ class Zfs:
             return "", "-"
         value, source = self._prop_source(st, name, prop)
         if prop in ("quota", "refquota"):
+            # libzfs prints 0 as none; the source stays where the value came from, so an
+            # explicit `zfs set quota=none` reads `none local` (never set: `none default`)
             number = int(value)
-            if number == 0:
-                return ("0" if literal else "none"), "default"
-            return (str(number) if literal else nicenum(number)), "local"
+            return ("0" if literal else "none") if number == 0 else (
+                str(number) if literal else nicenum(number)), source
         if prop == "recordsize":
             return (value if literal else nicenum(int(value))), source
         return value, source
@@ -467,8 +468,6 @@ class Zfs:
             elif prop in ("mountpoint", "canmount"):
                 self._relocate(st, name, lambda: st["datasets"][name]["props"].__setitem__(
                     prop, stored))
-            elif prop in ("quota", "refquota") and stored == "0":
-                st["datasets"][name]["props"].pop(prop, None)
             else:
                 st["datasets"][name]["props"][prop] = stored
             self._changed()

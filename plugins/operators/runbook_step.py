@@ -304,7 +304,12 @@ class RunbookStepOperator(BaseOperator):
         if job:
             nodes, host, key = job
             self.log.warning("%s: ending job %s on %s", self.label, key, host)
-            nodes.kill_job(host, key)
+            # its own connection: the task's is in use by execute() and may be closing under it
+            killer = type(nodes)(ssh_conn_id=nodes.ssh_conn_id)
+            try:
+                killer.kill_job(host, key)
+            finally:
+                killer.close()
 
     def _finish(self, context, plan: Plan, done: dict | None) -> dict:
         left = self.verify(context, plan)

@@ -49,6 +49,15 @@ def job_running(lab, node: str, op, context, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def job_finished(lab, node: str, op, context, timeout: float = 60) -> None:
+    """Wait until the step's remote job has written its exit status on the node."""
+    status = lab.node_root(node) / "var/lib/airlift/jobs" / op.job_key(context) / "exit"
+    deadline = time.monotonic() + timeout
+    while not status.exists():
+        assert time.monotonic() < deadline, "the step's job did not finish"
+        time.sleep(0.1)
+
+
 def job_starts(lab, node: str, op, context) -> int:
     starts = lab.node_root(node) / "var/lib/airlift/jobs" / op.job_key(context) / "starts"
     return len(starts.read_text().splitlines())
@@ -208,12 +217,15 @@ def test_the_pinned_migration_survives_a_cut_connection_and_offers_no_restore(la
     counter = node_shim(lab, "vpsadmin", "rake", "sleep 4")
     op, context = migrate_step(), step_context(run_id="fault_rake_ssh_cut")
     record = cut_ssh_during(lab, "vpsadmin", op, context)
-    # whatever the cut attempt saw, the migration's task may end failed (its retries used up):
-    # the gate then finds rake finished at its target and offers nothing
+    # whatever the cut attempt saw, the migration's task may end failed (its retries used up)
+    # while rake still runs (that gate refusal is the next test's); once rake has finished at
+    # its target, the gate finds that and offers nothing
+    job_finished(lab, "vpsadmin", op, context)
     with pytest.raises(AirflowSkipException, match="rake finished"):
         restore_gate().execute(context)
-    record = record or run_step(migrate_step(), context)  # the retry attaches to rake
-    assert record["applied"] and record["version"] == PINNED_VERSION == schema_version(lab)
+    # the attempt that carried on applied it; a retry finds the schema at the target
+    record = record or run_step(migrate_step(), context)
+    assert record["version"] == PINNED_VERSION == schema_version(lab)
     assert calls(counter) == 1 and job_starts(lab, "vpsadmin", op, context) == 1, "rake ran once"
 
 

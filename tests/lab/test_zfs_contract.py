@@ -42,6 +42,7 @@ STEPS = [
     ("inherit quota", "zfs inherit quota P/a"),
     # an explicit none stays set (source local); never set reads default
     ("set quota none", "zfs set quota=none P/a && zfs get -H -o value,source quota,refquota P/a"),
+    ("create with quota none", "zfs create -o refquota=none P/nq && zfs get -H -o value,source quota,refquota P/nq"),
     ("write files", "echo one > $MP/a/f && mkdir -p \"$MP/a/sub dir\" && "
                     "echo two > \"$MP/a/sub dir/.hidden\""),
     ("snapshot", "zfs snapshot P/a@s1"),

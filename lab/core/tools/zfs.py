@@ -541,9 +541,7 @@ class Zfs:
         self._names_added(name)
         for prop, value in props.items():
             prop = ALIASES.get(prop, prop)
-            stored = self._check_value(name, prop, str(value), False)
-            if not (prop in ("quota", "refquota") and stored == "0"):
-                st["datasets"][name]["props"][prop] = stored
+            st["datasets"][name]["props"][prop] = self._check_value(name, prop, str(value), False)
         # An existing directory at the mountpoint is adopted (the lab lays out files first).
         self.host_path(self._data_dir(st, name)).mkdir(parents=True, exist_ok=True)
         self._changed()

@@ -244,9 +244,11 @@ with DAG(
                    "was never published).").expand(node=backup_pools.output)
         register = storage.RegisterBackupsOperator(step="storage.backup-snapshots-db", also_steps=[
             "backups.to-snapshots"], timezone="{{ params.backup_timezone }}")
+        stray_backups = storage.StrayBackupsOperator.partial(
+            task_id="stray_backups", step="db.remove-stray-vps").expand(node=backup_pools.output)
         storage_pools >> rename_private
-        backup_pools >> rename_snapshots >> rearrange >> register
-        [rename_private, register] >> SectionReportOperator(section="Storage")
+        backup_pools >> rename_snapshots >> rearrange >> register >> stray_backups
+        [rename_private, stray_backups] >> SectionReportOperator(section="Storage")
 
     with TaskGroup("nas", tooltip="runbook: NAS") as nas_group:
         nas_pools = PoolInventoryOperator(task_id="nas_pools", roles=("primary",), skip_nodes=SKIP_NODES)

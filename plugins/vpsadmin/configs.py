@@ -87,3 +87,48 @@ def sharenfs(current: str, subnets: list[str]) -> str:
     allowed = list(dict.fromkeys([a for a in granted if a in wanted] + wanted))
     rest = [o for o in options if o != "rw" and not o.startswith("rw=")] or ["no_root_squash", "no_subtree_check"]
     return ",".join([f"rw={':'.join(allowed)}", *rest])
+
+
+# -- sharenfs in the database ---------------------------------------------------------------
+# 2.0's migration records sharenfs '' (no value ZFS takes) for every pool and every dataset in
+# it; vpsAdmind 2.0's integrity check compares each row with `zfs get` (value as it reads it:
+# on/off are booleans; inherited = not set on the dataset itself, a default counting as
+# inherited). After nodes.sharenfs each row holds what its dataset has.
+
+def sharenfs_after_set(datasets: dict[str, tuple[str, str]], pool_fs: str, wanted: str) -> dict[str, tuple[str, str]]:
+    """{name: (value, source)} of `zfs get -r sharenfs <pool_fs>` as it will read once the pool's
+    file system has sharenfs=`wanted`: the pool local, every dataset that inherits from the
+    pool (or had only the default) inherits the new value; values set lower down stay."""
+    after = {}
+    for name, (value, source) in datasets.items():
+        if name == pool_fs:
+            after[name] = (wanted, "local")
+        elif source == "default" or source == f"inherited from {pool_fs}":
+            after[name] = (wanted, f"inherited from {pool_fs}")
+        else:
+            after[name] = (value, source)
+    return after
+
+
+def sharenfs_property(value: str) -> str:
+    """The dataset_properties.value (Ruby YAML) that vpsAdmind's check reads as `value`."""
+    if value in ("on", "off"):
+        return f"--- {'true' if value == 'on' else 'false'}\n...\n"
+    return "--- '" + value.replace("'", "''") + "'\n"
+
+
+def sharenfs_records(rows: list[dict], datasets: dict[str, tuple[str, str]], pool_fs: str) -> list[dict]:
+    """The dataset_properties rows (id, value, inherited, full_name: None for the pool's own
+    row) whose sharenfs differs from `datasets` ({name: (value, source)} of `zfs get -r`), as
+    updates {id, value, inherited, name}. Rows of datasets ZFS does not have are left alone
+    (the integrity check reports those datasets as missing)."""
+    updates = []
+    for row in rows:
+        name = pool_fs if row["full_name"] is None else f"{pool_fs}/{row['full_name']}"
+        if name not in datasets:
+            continue
+        value, source = datasets[name]
+        wanted = {"value": sharenfs_property(value), "inherited": int(source != "local")}
+        if (row["value"], int(row["inherited"])) != (wanted["value"], wanted["inherited"]):
+            updates.append({"id": row["id"], **wanted, "name": name})
+    return updates

@@ -1,6 +1,7 @@
 """Storage nodes (runbook: "Storage nodes", "Backups", "Migrate old backups to snapshots"):
 datasets named `private` renamed, then the backups: snapshot rename and dataset rearrangement
-are scripts (NodeScriptOperator), their registration in the database is here."""
+are scripts (NodeScriptOperator), their registration in the database is here, and so is
+setting aside the backups of the VPSes db.remove-stray-vps deleted."""
 
 from __future__ import annotations
 
@@ -52,6 +53,67 @@ class RenamePrivateOperator(VpsAdminStepOperator):
         for old, new in renames:
             self.nodes.run(self.node["address"], ["zfs", "rename", old, new])
         self.db.execute_in_transaction([(self.statements["rename_dataset"], u) for u in updates])
+
+
+class StrayBackupsOperator(VpsAdminStepOperator):
+    """The backups of VPSes db.remove-stray-vps deleted (their node is gone) stay on the backup
+    pool, where vpsAdmin 2.0 no longer knows them: its integrity check reports each as a stray
+    dataset. They may be the last copy of those VPSes' data, so nothing is destroyed: each is
+    renamed (data and snapshots) out of the pool's tree into `<pool>.airlift-stray/<vps>`, a
+    sibling of the pool's file system, and the record says where; destroy them there once they
+    are not needed. Where there is no such place (the pool is a whole zpool, or the place lies
+    inside another pool), they stay and the record says why. Datasets the database does not
+    know that are not a deleted VPS's are left alone and listed."""
+
+    SUFFIX = ".airlift-stray"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("sql", "storage/stray-backups.sql")
+        super().__init__(**kwargs)
+
+    def probe(self, context) -> Plan:
+        name, fs = self.node["server_name"], self.node["filesystem"]
+        known = {r["full_name"] for r in self.db.rows(self.statements["pool_datasets"], {"pool_id": self.node["pool_id"]})}
+        vps_ids = {str(r["vps_id"]) for r in self.db.rows(self.statements["vps_ids"])}
+        listing = self.nodes.run(self.node["address"], ["zfs", "list", "-H", "-d", "1", "-t", "filesystem", "-o",
+                                                        "name", fs]).stdout
+        unknown = sorted(n[len(fs) + 1:] for n in listing.splitlines() if n.startswith(fs + "/")
+                         and n[len(fs) + 1:] not in known)
+        deleted = [n for n in unknown if n.isdigit() and n not in vps_ids]
+        details = {"unknown_left_alone": [n for n in unknown if n not in deleted]}
+        if details["unknown_left_alone"]:
+            self.log.warning("%s: %s holds datasets the database does not know; left alone: %s", self.label, fs,
+                             ", ".join(details["unknown_left_alone"]))
+        if not deleted:
+            return Plan(details=details)
+        holding = f"{fs}{self.SUFFIX}"
+        problem = self._no_place(fs, holding)
+        if problem:
+            self.log.warning("%s: backups of deleted VPSes %s stay in %s: %s", self.label, ", ".join(deleted), fs,
+                             problem)
+            return Plan(details={**details, "stray_left_in_place": deleted, "why": problem})
+        moves = [(f"{fs}/{n}", f"{holding}/{n}") for n in deleted]
+        return Plan([f"{name}: zfs rename {old} {new}  (backups of deleted VPS {old.rsplit('/', 1)[1]}, kept)"
+                     for old, new in moves], work=(holding, moves), details={**details, "set_aside_in": holding})
+
+    def _no_place(self, fs: str, holding: str) -> str | None:
+        if "/" not in fs:
+            return "the pool is a whole zpool: no place outside it to set them aside"
+        inside = [p["filesystem"] for p in self.db.pools()
+                  if holding == p["filesystem"] or holding.startswith(p["filesystem"] + "/")]
+        if inside:
+            return f"{holding} would lie inside pool {inside[0]}"
+        return None
+
+    def apply(self, context, plan: Plan) -> None:
+        holding, moves = plan.work
+        address = self.node["address"]
+        if not self.nodes.run(address, ["zfs", "list", "-H", "-o", "name", holding], check=False).ok:
+            self.nodes.run(address, ["zfs", "create", "-p", holding])
+        for old, new in moves:
+            if self.nodes.run(address, ["zfs", "list", "-H", "-o", "name", new], check=False).ok:
+                raise StepError(f"{new} exists already: {old} not moved over it")
+            self.nodes.run(address, ["zfs", "rename", old, new])
 
 
 class RegisterBackupsOperator(VpsAdminStepOperator):

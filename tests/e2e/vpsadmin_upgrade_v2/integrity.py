@@ -1,9 +1,7 @@
 """What the integrity check of an upgraded lab world reports: the record finalize.integrity_check
-put in XCom, the check's false facts, and the ones a correct upgrade still leaves false today."""
+put in XCom and the check's false facts (a correct upgrade leaves none, of any severity)."""
 
 from __future__ import annotations
-
-import re
 
 from tests.helpers import query
 
@@ -24,38 +22,17 @@ def task_result(dag_id: str, task_id: str):
 
 
 def false_facts(lab, check_id: int) -> list[dict]:
-    """Every false fact of a check, with the property it is about where it is one."""
+    """Every false fact of a check, with the property it is about (and its dataset or pool)
+    where it is one."""
     rows = query(lab, """
-        SELECT o.class_name, p.name, f.name, f.expected_value, f.actual_value, f.severity, f.message
+        SELECT o.class_name, p.name, COALESCE(d.full_name, pool.filesystem), f.name, f.expected_value,
+               f.actual_value, f.severity, f.message
         FROM integrity_facts f
         INNER JOIN integrity_objects o ON o.id = f.integrity_object_id
         LEFT JOIN dataset_properties p ON o.class_name = 'DatasetProperty' AND p.id = o.row_id
+        LEFT JOIN dataset_in_pools dip ON dip.id = p.dataset_in_pool_id
+        LEFT JOIN datasets d ON d.id = dip.dataset_id
+        LEFT JOIN pools pool ON pool.id = p.pool_id
         WHERE o.integrity_check_id = %s AND f.status = 0 ORDER BY f.id""", (check_id,))
-    keys = ("class_name", "property", "name", "expected", "actual", "severity", "message")
+    keys = ("class_name", "property", "dataset", "name", "expected", "actual", "severity", "message")
     return [dict(zip(keys, row, strict=True)) for row in rows]
-
-
-# False after a correct upgrade of the lab world, each for a reason outside the lab's world and
-# check (reported, to be fixed where it says); anything else false is a finding.
-KNOWN_FALSE_FACTS = {
-    # 2.0 records quota and refquota as set on every dataset (not inherited); the world sets them
-    # (none where 0), but the lab's zfs forgets an explicit none (real ZFS keeps it, `local`).
-    "quota/refquota none not kept by the lab's zfs": lambda f, lab: (
-        f["property"] in ("quota", "refquota") and f["name"] == "inherited"
-        and (f["expected"], f["actual"]) == ("--- false\n...\n", "--- true\n...\n")),
-    # 2.0's migration records sharenfs '' (no value ZFS takes) for every pool and dataset; the
-    # upgrade shares the NAS and backup pools and records nothing.
-    "sharenfs not recorded in dataset_properties": lambda f, lab: f["property"] == "sharenfs",
-    # The upgrade deletes the stray VPSes from the database and leaves their v1.22 backup
-    # datasets on the backup pool.
-    "backup datasets of the deleted stray VPSes": lambda f, lab: (
-        f["class_name"] == "DatasetInPool" and f["name"] == "exists"
-        and re.fullmatch(r"object '(\d+)' should not exist", f["message"] or "") is not None
-        and int(re.findall(r"\d+", f["message"])[0]) in lab.info["stray_vps_ids"]),
-}
-
-
-def unexplained(lab, facts: list[dict]) -> list[dict]:
-    """The false facts none of KNOWN_FALSE_FACTS explains (all of those are of normal severity)."""
-    return [f for f in facts
-            if f["severity"] != 1 or not any(known(f, lab) for known in KNOWN_FALSE_FACTS.values())]

@@ -13,36 +13,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 
-from airflow.providers.mysql.hooks.mysql import MySqlHook
-
 from airlift import sql
 from airlift.connections import VPSADMIN_DB
 from airlift.errors import StepError
+from hooks.mysql import MySqlTimeoutsHook
 from vpsadmin import inventory
 
 
-class VpsAdminDbHook(MySqlHook):
+class VpsAdminDbHook(MySqlTimeoutsHook):
     default_conn_name = VPSADMIN_DB
     hook_name = "vpsAdmin database"
 
-    # Without them a hung server (or a network that silently drops packets) blocks a task
-    # forever; with them the call fails with an OperationalError, which Airflow retries. The
-    # read timeout bounds one statement: raise it in the extra for tables that take longer to
-    # convert (db.innodb's ALTER TABLE).
-    TIMEOUTS = {"connect_timeout": 30, "read_timeout": 3600, "write_timeout": 600}
-
     def __init__(self, mysql_conn_id: str = default_conn_name, **kwargs):
         super().__init__(mysql_conn_id=mysql_conn_id, **kwargs)
-
-    def _get_conn_config_mysql_client(self, conn) -> dict:
-        config = super()._get_conn_config_mysql_client(conn)
-        for name, default in self.TIMEOUTS.items():
-            value = conn.extra_dejson.get(name, default)
-            if isinstance(value, bool) or not str(value).isdigit() or int(value) <= 0:
-                raise ValueError(f"{name} {value!r} in the extra of connection {conn.conn_id} is not a positive "
-                                 "whole number of seconds")
-            config[name] = int(value)
-        return config
 
     @property
     def database(self) -> str:

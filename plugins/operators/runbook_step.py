@@ -363,9 +363,15 @@ class SqlStepOperator(RunbookStepOperator):
         self.conn_id = conn_id
 
     def _hook(self):
+        """The connection's hook; for MySQL the one with timeouts (a hung server fails the try)."""
         from airflow.sdk.bases.hook import BaseHook
 
-        return BaseHook.get_connection(self.conn_id).get_hook()
+        connection = BaseHook.get_connection(self.conn_id)
+        if connection.conn_type == "mysql":
+            from hooks.mysql import MySqlTimeoutsHook
+
+            return MySqlTimeoutsHook(mysql_conn_id=self.conn_id)
+        return connection.get_hook()
 
     def probe(self, context) -> Plan:
         hook = self._hook()

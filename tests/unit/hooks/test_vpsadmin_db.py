@@ -1,6 +1,6 @@
-"""VpsAdminDbHook's timeouts: a server that accepts the connection and then says nothing fails
-the call (a retryable OperationalError) instead of blocking the worker forever; the timeouts
-come from the connection's extra, with defaults."""
+"""MySqlTimeoutsHook's timeouts (VpsAdminDbHook, the SQL-file steps): a server that accepts the
+connection and then says nothing fails the call (a retryable OperationalError) instead of
+blocking the worker forever; the timeouts come from the connection's extra, with defaults."""
 
 from __future__ import annotations
 
@@ -84,3 +84,28 @@ def test_a_silent_server_fails_the_connection_instead_of_hanging(silent_server, 
     thread.join(timeout=20)
     assert not thread.is_alive(), "get_conn() hung on a server that never answers"
     assert isinstance(outcome["error"], MySQLdb.OperationalError) and outcome["seconds"] < 10
+
+
+def test_a_sql_file_step_gets_the_timeouts_too(silent_server, monkeypatch):
+    """SqlStepOperator's steps (prereq.maintenance-mode, db.remove-stray-vps, ...) reach MySQL
+    through MySqlTimeoutsHook as well: their probe fails on a silent server."""
+    from operators.runbook_step import SqlStepOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_VPSADMIN_DB", json.dumps({
+        "conn_type": "mysql", "host": "127.0.0.1", "port": silent_server, "login": "vpsadmin", "schema": "vpsadmin",
+        "extra": {"connect_timeout": 1}}))
+    step = SqlStepOperator(task_id="stray", step="db.remove-stray-vps", conn_id="vpsadmin_db",
+                           sql="-- name: probe\nSELECT 0 AS to_change\n-- name: apply\nSELECT 1")
+    outcome = {}
+
+    def probe():
+        try:
+            step.probe({})
+        except Exception as exc:  # noqa: BLE001 - the test looks at what it is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the step's probe hung on a server that never answers"
+    assert isinstance(outcome["error"], MySQLdb.OperationalError)

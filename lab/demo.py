@@ -34,9 +34,6 @@ from lab.core.config import DEFAULT_SSH_PORT, PROJECT_ROOT, default_lab_dir
 
 DAG_ID = "vpsadmin_upgrade_v2"
 HOME = PROJECT_ROOT / ".airflow" / "demo"
-LOG = HOME / "standalone.log"
-PID_FILE = HOME / "standalone.pid"
-PASSWORDS = HOME / "simple_auth_manager_passwords.json.generated"
 START_TIMEOUT = 420  # first start migrates a fresh metadata DB: minutes on 2 cores
 DAG_TIMEOUT = 300
 STOP_GRACE = 30
@@ -47,29 +44,6 @@ class DemoError(Exception):
 
 
 # -- the standalone process ----------------------------------------------------------------
-def standalone_env(port: int, lab: Lab) -> dict[str, str]:
-    base_url = f"http://localhost:{port}"
-    env = dict(os.environ)
-    env.update(lab.env())
-    env.update(airflow_env(HOME))
-    env.update({
-        # `airflow standalone` starts its components as `airflow ...` from PATH.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        # Moving the API off 8080 must move the execution API with it, or every task fails
-        # with "Connection refused" (research/airflow.md 2.10).
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": base_url,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        # LocalExecutor forks `parallelism` workers up front (32 by default, ~5 GB resident).
-        "AIRFLOW__CORE__PARALLELISM": os.environ.get("DEMO_PARALLELISM") or "8",
-    })
-    return env
-
-
 def _proc_stat(pid: int) -> list[str] | None:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -89,69 +63,106 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
-def standalone_pid() -> int | None:
-    """The pid of the demo's `airflow standalone`, if it runs."""
-    try:
-        pid = int(PID_FILE.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    stat = _proc_stat(pid)
-    if stat is None or stat[0] == "Z" or b"standalone" not in cmdline:
-        return None
-    return pid
+class Standalone:
+    """`airflow standalone` with AIRFLOW_HOME `home` (SQLite metadata, log, pid file and the
+    generated admin password there), on the lab's connections. The demo's lives in HOME; a
+    test starts its own in a temporary home."""
 
+    def __init__(self, home: Path = HOME):
+        self.home = home
+        self.log = home / "standalone.log"
+        self.pid_file = home / "standalone.pid"
+        self.passwords = home / "simple_auth_manager_passwords.json.generated"
 
-def start_standalone(port: int, lab: Lab) -> subprocess.Popen:
-    HOME.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", port)) == 0:
-            raise DemoError(f"port {port} is already taken; set DEMO_PORT to a free one")
-    log = open(LOG, "ab")
-    log.write(f"\n==== lab.demo: airflow standalone on port {port}, {time.ctime()} ====\n".encode())
-    log.flush()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "standalone"], cwd=PROJECT_ROOT,
-        env=standalone_env(port, lab), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    PID_FILE.write_text(f"{proc.pid}\n")
-    return proc
+    def env(self, port: int, lab: Lab, extra: dict[str, str] | None = None) -> dict[str, str]:
+        base_url = f"http://localhost:{port}"
+        env = dict(os.environ)
+        env.update(lab.env())
+        env.update(airflow_env(self.home))
+        env.update({
+            # `airflow standalone` starts its components as `airflow ...` from PATH.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # Moving the API off 8080 must move the execution API with it, or every task fails
+            # with "Connection refused" (research/airflow.md 2.10).
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": base_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            # LocalExecutor forks `parallelism` workers up front (32 by default, ~5 GB resident).
+            "AIRFLOW__CORE__PARALLELISM": os.environ.get("DEMO_PARALLELISM") or "8",
+        })
+        env.update(extra or {})
+        return env
 
+    def pid(self) -> int | None:
+        """The pid of this home's `airflow standalone`, if it runs."""
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] == "Z" or b"standalone" not in cmdline:
+            return None
+        return pid
 
-def stop_standalone() -> bool:
-    pid = standalone_pid()
-    if pid is None:
-        PID_FILE.unlink(missing_ok=True)
-        return False
-    members = _session_members(pid)
-    for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5)):
-        for member in members:
-            try:
-                os.kill(member, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            members = _session_members(pid)
+    def start(self, port: int, lab: Lab, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                raise DemoError(f"port {port} is already taken; set DEMO_PORT to a free one")
+        log = open(self.log, "ab")
+        log.write(f"\n==== lab.demo: airflow standalone on port {port}, {time.ctime()} ====\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"], cwd=PROJECT_ROOT,
+            env=self.env(port, lab, extra_env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc
+
+    def stop(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        members = _session_members(pid)
+        for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5)):
+            for member in members:
+                try:
+                    os.kill(member, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                members = _session_members(pid)
+                if not members:
+                    break
+                time.sleep(0.3)
             if not members:
                 break
-            time.sleep(0.3)
-        if not members:
-            break
-    PID_FILE.unlink(missing_ok=True)
-    if members:
-        raise DemoError(f"processes of the demo's session {pid} survived SIGKILL: {members}")
-    return True
+        self.pid_file.unlink(missing_ok=True)
+        if members:
+            raise DemoError(f"processes of the standalone session {pid} survived SIGKILL: {members}")
+        return True
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    " + line for line in text[-lines:])
+
+    def admin_password(self) -> str:
+        return json.loads(self.passwords.read_text())["admin"]
 
 
-def log_tail(lines: int = 15) -> str:
-    try:
-        text = LOG.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join("    " + line for line in text[-lines:])
+DEMO = Standalone()
 
 
 # -- the REST API --------------------------------------------------------------------------
@@ -189,14 +200,15 @@ class Api:
         self.token = self.ok("POST", "/auth/token", {"username": username, "password": password})["access_token"]
 
 
-def wait_for(what: str, probe, proc: subprocess.Popen, timeout: float, interval: float = 2):
+def wait_for(what: str, probe, proc: subprocess.Popen, timeout: float, interval: float = 2,
+             standalone: Standalone = DEMO):
     """Call `probe()` until it returns something true; fail clearly when the standalone
     process dies or the time is up."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             raise DemoError(f"airflow standalone exited (code {proc.returncode}) while waiting for {what}; "
-                            f"see {LOG}:\n{log_tail()}")
+                            f"see {standalone.log}:\n{standalone.log_tail()}")
         try:
             result = probe()
         except (OSError, urllib.error.URLError):
@@ -204,22 +216,19 @@ def wait_for(what: str, probe, proc: subprocess.Popen, timeout: float, interval:
         if result:
             return result
         if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}; see {LOG}:\n{log_tail()}")
+            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}; see {standalone.log}:\n"
+                            f"{standalone.log_tail()}")
         time.sleep(interval)
 
 
-def admin_password() -> str:
-    return json.loads(PASSWORDS.read_text())["admin"]
-
-
-def dag_visible(api: Api):
-    status, _ = api.call("GET", f"/api/v2/dags/{DAG_ID}")
+def dag_visible(api: Api, dag_id: str = DAG_ID):
+    status, _ = api.call("GET", f"/api/v2/dags/{dag_id}")
     if status == 200:
         return True
     status, errors = api.call("GET", "/api/v2/importErrors")
     if status == 200:
         for error in errors.get("import_errors", []):
-            if DAG_ID in str(error.get("filename", "")):
+            if dag_id in str(error.get("filename", "")):
                 raise DemoError(f"the DAG file does not import:\n{error.get('stack_trace')}")
     return False
 
@@ -240,18 +249,18 @@ def trigger(api: Api) -> dict:
 
 # -- commands ------------------------------------------------------------------------------
 def up(port: int, ssh_port: int) -> int:
-    if stop_standalone():
+    if DEMO.stop():
         print("stopped the demo's earlier airflow standalone")
     if lab_main(["up", "--port", str(ssh_port)]) != 0:
         raise DemoError("`python -m lab up` failed")
     lab = Lab.load(default_lab_dir())
-    print(f"starting airflow standalone on port {port} (AIRFLOW_HOME={HOME}, log {LOG}) ...")
-    proc = start_standalone(port, lab)
+    print(f"starting airflow standalone on port {port} (AIRFLOW_HOME={HOME}, log {DEMO.log}) ...")
+    proc = DEMO.start(port, lab)
     try:
         run_id, state, password = start_run(Api(port), proc)
     except BaseException:
-        stop_standalone()
-        print(f"stopped airflow standalone again (its log stays in {LOG}); the lab still runs: "
+        DEMO.stop()
+        print(f"stopped airflow standalone again (its log stays in {DEMO.log}); the lab still runs: "
               "`make demo-down` stops it", file=sys.stderr)
         raise
     print(f"""
@@ -260,7 +269,7 @@ Airlift demo is up.
   login:   admin / {password}
   run:     {run_id} ({state}), plan mode: {{"dry_run": true}} against the lab
   lab:     .venv/bin/python -m lab status | ssh NODE   (nodes on port {lab.cfg.ssh_port})
-  logs:    {LOG}, {lab.cfg.log_file}
+  logs:    {DEMO.log}, {lab.cfg.log_file}
   stop:    make demo-down""")
     return 0
 
@@ -270,8 +279,8 @@ def start_run(api: Api, proc: subprocess.Popen) -> tuple[str, str, str]:
     port = api.base.rsplit(":", 1)[1]
     wait_for(f"the API on port {port}", lambda: api.call("GET", "/api/v2/version", timeout=5)[0] == 200,
              proc, START_TIMEOUT)
-    wait_for("the generated admin password", PASSWORDS.exists, proc, 60, interval=1)
-    password = admin_password()
+    wait_for("the generated admin password", DEMO.passwords.exists, proc, 60, interval=1)
+    password = DEMO.admin_password()
     api.login("admin", password)
     print(f"API up; waiting for the dag-processor to parse {DAG_ID} ...")
     wait_for(f"DAG {DAG_ID} to be parsed", lambda: dag_visible(api), proc, DAG_TIMEOUT)
@@ -284,7 +293,7 @@ def start_run(api: Api, proc: subprocess.Popen) -> tuple[str, str, str]:
 
 
 def down() -> int:
-    print("airflow standalone: " + ("stopped" if stop_standalone() else "not running"))
+    print("airflow standalone: " + ("stopped" if DEMO.stop() else "not running"))
     lab_dir = default_lab_dir()
     if (lab_dir / "state.json").exists():
         lab = Lab.load(lab_dir)

@@ -43,6 +43,17 @@ def wait_for_empty_queue(lab, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
+def server_id(lab, node: str) -> int:
+    return scalar(lab, "SELECT server_id FROM servers WHERE server_name LIKE %s", (f"{node}.%",))
+
+
+def vpsadmind(lab, node: str, action: str) -> None:
+    """`service vpsadmind start|stop` on a lab node."""
+    from lab.core.nodes import run_in_node
+
+    assert run_in_node(lab.node_root(node), f"service vpsadmind {action}").returncode == 0
+
+
 def table_checksums(lab, tables: list[str] | None = None) -> dict[str, tuple]:
     """{table: (engine, collation, CHECKSUM TABLE)} of the world database."""
     rows = query(lab, "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.tables "

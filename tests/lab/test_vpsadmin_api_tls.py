@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A lab (no ZFS pools) whose API runs: `thin start` on the API host, as the upgrade does,
-    on a port of its own (the e2e labs' APIs use 9292)."""
+    on a port of its own."""
     import uuid
 
     from lab import Lab

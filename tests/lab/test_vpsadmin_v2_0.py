@@ -144,7 +144,7 @@ def test_vpsadmindctl(v2_0_node):
 def api(lab, method: str, path: str, body: dict | None = None, password: str = ":heslo1"):
     """A request to the lab's API (https, its certificate checked against the lab's CA)."""
     request = urllib.request.Request(
-        f"https://127.0.1.2:9292{path}", method=method,
+        f"https://127.0.1.2:{lab.cfg.api_port}{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json", "Authorization": "Basic " +
                  base64.b64encode(f"admin:{password}".encode()).decode()})
@@ -158,7 +158,7 @@ def api(lab, method: str, path: str, body: dict | None = None, password: str = "
 
 def test_api_integrity_check_of_vpses(v2_0_node):
     lab = v2_0_node
-    rc, out, err = sh(lab, "vpsadmin", "cd /opt/vpsadminapi && thin --address 127.0.1.2 --port 9292 "
+    rc, out, err = sh(lab, "vpsadmin", f"cd /opt/vpsadminapi && thin --address 127.0.1.2 --port {lab.cfg.api_port} "
                                        "--environment production -d start")
     assert rc == 0, out + err
     deadline = time.monotonic() + 15

@@ -4,6 +4,7 @@ The full backup (step db.backup) is common.MysqlDumpOperator."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from airflow.sdk.bases.skipmixin import SkipMixin
@@ -12,6 +13,7 @@ from airlift.errors import StepError
 from operators.runbook_step import plan_mode
 from operators.vpsadmin_upgrade.common import VpsAdminStepOperator
 from operators.vpsadmin_upgrade.db import FOUR_BYTE_REFUSAL, four_byte_text
+from vpsadmin import inventory
 from vpsadmin.params import check_abs_path, check_db_name, check_hostname, check_node_names, check_upgrade, raise_if
 
 DB_VERSION = 15  # sysconfig db_version of vpsAdmin v1.22
@@ -177,12 +179,19 @@ class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
     """Once the database is past migration 20150630072821 the v1.22 sections are done and
     must not run again (they would, e.g., stop the 2.0 daemons): their tasks (and the API
     shutdown) are skipped, their reports still run. A fresh v1.22 world goes on, unless its
-    text holds what the encoding fix cannot (4-byte characters): a real run stops here, before
-    the first change, naming the rows; plan mode lists them as a refusal."""
+    text holds what the encoding fix cannot (4-byte characters) or a NAS entry would collide
+    with one already under its dataset's private/ (nas.move-data refuses to overwrite, hours
+    into the upgrade): a real run stops here, before the first change, naming the rows and
+    paths; plan mode lists them as refusals."""
 
     inherits_from_skipmixin = True
+    MOVE_SCRIPT = "scripts/vpsadmin/nas/move-data.sh"  # its --check is what nas.move_plan runs
+    # move-data.sh's refusal of a private/ that is a child dataset's mountpoint: storage.rename-
+    # private renames that child before the move, so it is not one here.
+    RENAMED_LATER = re.compile(r"is the mountpoint of dataset .* \(rename it first\)$")
 
     def __init__(self, *, v1_22_prefixes: Sequence[str], **kwargs):
+        kwargs.setdefault("sql", "preflight/nas-roots.sql")
         super().__init__(**kwargs)
         self.v1_22_prefixes = tuple(v1_22_prefixes)
 
@@ -197,9 +206,39 @@ class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
             self.skip(ti=context["ti"], tasks=tasks)
         else:
             with self.step_errors():
+                refusals = []
                 four_byte = four_byte_text(self.db, self.db.database)
-                if four_byte and not plan_mode(context):
-                    raise StepError(FOUR_BYTE_REFUSAL + "\n- ".join(four_byte))
-            if four_byte:
-                self.log.warning("refused (a real run stops here): %s", FOUR_BYTE_REFUSAL + "\n- ".join(four_byte))
+                if four_byte:
+                    refusals.append(FOUR_BYTE_REFUSAL + "\n- ".join(four_byte))
+                collisions = self._nas_collisions(context["params"].get("skip_nodes") or [])
+                if collisions:
+                    refusals.append("NAS entries that nas.move-data would move onto ones already under private/ "
+                                    "(move or rename them first):\n- " + "\n- ".join(collisions))
+                if refusals and not plan_mode(context):
+                    raise StepError("\n".join(refusals))
+            for refusal in refusals:
+                self.log.warning("refused (a real run stops here): %s", refusal)
         return {"migrated": migrated, "latest": versions[-1] if versions else None}
+
+    def _nas_collisions(self, skip_nodes: list[str]) -> list[str]:
+        """move-data.sh --check on every NAS storage root not on a skipped node: its refusals
+        (`<node>: <dataset>: <path> exists; ...`), but those the rename of `private` datasets
+        clears first."""
+        from airlift.sql import INCLUDE_DIR
+
+        script = (INCLUDE_DIR / self.MOVE_SCRIPT).read_text()
+        collisions = []
+        for root in self.db.rows(self.statements["nas_roots"]):
+            if root["server_name"] in skip_nodes or root["server_name"].split(".")[0] in skip_nodes:
+                continue
+            where = f"of storage_root {root['id']} (node {root['server_name']!r})"
+            raise_if(inventory.check_address(f"servers.server_ip4 {where}", root["address"])
+                     + inventory.check_filesystem(f"storage_root.root_dataset {where}", root["root_dataset"]))
+            result = self.nodes.run_script(root["address"], script, ["--check", root["root_dataset"]], check=False)
+            refused = [line.removeprefix("refused: ") for line in result.stderr.splitlines()
+                       if line.startswith("refused: ")]
+            if result.exit_status not in (0, 10) and not (result.exit_status == 1 and refused):
+                raise StepError(f"{root['server_name']}: move-data.sh --check {root['root_dataset']} exited "
+                                f"{result.exit_status}: {result.tail()}")
+            collisions += [f"{root['server_name']}: {line}" for line in refused if not self.RENAMED_LATER.search(line)]
+        return collisions

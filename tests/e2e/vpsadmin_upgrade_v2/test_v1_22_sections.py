@@ -1,7 +1,7 @@
 """vpsadmin_upgrade_v2's v1.22 sections (preflight, prerequisites, database) end to end on
 fresh lab worlds: real MariaDB, real SSH to sandboxed nodes, the lab's vpsAdmind executing
 the queued transactions, real dag.test() runs. Only those sections run here
-(DAG.partial_subset); tests/test_vpsadmin_upgrade_v2_e2e.py runs the whole DAG."""
+(DAG.partial_subset); test_whole_upgrade.py runs the whole DAG."""
 
 from __future__ import annotations
 
@@ -13,8 +13,19 @@ import pytest
 
 from lab.vpsadmin.v1_22.seed import KNOWN_TEXT
 from lab.vpsadmin.world import CLUSTER_CRONTAB, site_crontab
-from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, real_run_conf
-from tests.helpers import diff_states, node_files, query, rendered_fields, run_dag, scalar, table_checksums, world_state
+from tests.e2e.vpsadmin_upgrade_v2 import DAG_ID, GATE, NAS_ROOT, real_run_conf
+from tests.helpers import (
+    diff_states,
+    node_files,
+    query,
+    rendered_fields,
+    run_dag,
+    scalar,
+    server_id,
+    table_checksums,
+    vpsadmind,
+    world_state,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
@@ -183,16 +194,6 @@ def test_a_failed_unmount_stops_the_run_and_names_the_transaction(lab_world, cap
 
 
 
-def server_id(lab, node: str) -> int:
-    return scalar(lab, "SELECT server_id FROM servers WHERE server_name LIKE %s", (f"{node}.%",))
-
-
-def vpsadmind(lab, node: str, action: str) -> None:
-    from lab.core.nodes import run_in_node
-
-    assert run_in_node(lab.node_root(node), f"service vpsadmind {action}").returncode == 0
-
-
 def when_the_run_has_started(action) -> threading.Thread:
     """`action` in a thread, once the DAG's run is running (the queue waits come later)."""
     from airflow.models.dagrun import DagRun
@@ -308,6 +309,29 @@ def test_text_the_encoding_fix_cannot_hold_is_a_refusal_before_the_first_change(
     assert state == "failed" and tis["preflight.upgrade_phase"] == "failed"
     assert tis["prereq.maintenance_mode"] == "upstream_failed"
     assert f"- members m_id={m_id}: m_name" in capfd.readouterr().out
+    assert diff_states(before, world_state(lab)) == []
+
+
+def test_a_nas_entry_that_would_land_on_one_under_private_is_a_refusal_before_the_first_change(lab_world, capfd):
+    """A member already keeps a README.txt under private/ next to the one nas.move-data would
+    move there: the move refuses to overwrite it, hours into a real run. Plan mode lists the
+    path as a refusal; a real run stops in preflight, before the first change."""
+    lab = lab_world()
+    root = lab.node_root("storage1") / NAS_ROOT
+    member = next(d for d in sorted(root.iterdir()) if (d / "README.txt").exists() and not (d / "private").exists())
+    (member / "private").mkdir()
+    (member / "private/README.txt").write_text("already here\n")
+    collision = f"storage1.prg.vpsfree.cz: {NAS_ROOT}/{member.name}: /{NAS_ROOT}/{member.name}/private/README.txt exists"
+    before = world_state(lab)
+    state, tis, _ = run_dag(DAG_ID, {"dry_run": True}, task_regex=V122_ONLY)
+    assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+    out = capfd.readouterr().out
+    assert "refused (a real run stops here): NAS entries that nas.move-data would move onto" in out
+    assert f"- {collision}" in out
+    state, tis, _ = run_dag(DAG_ID, real_run_conf(), task_regex=V122_ONLY)
+    assert state == "failed" and tis["preflight.upgrade_phase"] == "failed"
+    assert tis["prereq.maintenance_mode"] == "upstream_failed"
+    assert f"- {collision}" in capfd.readouterr().out
     assert diff_states(before, world_state(lab)) == []
 
 

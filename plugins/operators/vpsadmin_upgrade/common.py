@@ -58,6 +58,13 @@ class VpsAdminStepOperator(RunbookStepOperator):
     def job_nodes(self):
         return self.nodes
 
+    def check_pool(self) -> None:
+        """For a step mapped over pools: `node` came through XCom, so its id, filesystem and
+        address are checked again (vpsadmin/inventory.py) before they reach a command."""
+        errors = inventory.check_pool(self.node) if isinstance(self.node, dict) else [f"{self.node!r} is not a pool"]
+        if errors:
+            raise StepError("refusing a pool no command may use:\n- " + "\n- ".join(errors))
+
     def close(self) -> None:
         nodes = self.__dict__.pop("nodes", None)
         if nodes is not None:

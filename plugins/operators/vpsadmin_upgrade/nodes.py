@@ -45,6 +45,7 @@ class SharenfsOperator(VpsAdminStepOperator):
         self.settings = settings
 
     def probe(self, context) -> Plan:
+        self.check_pool()
         name, fs = self.node["server_name"], self.node["filesystem"]
         where = f"{name}:{fs}"
         hypervisor_pool = self.node["role"] == PoolInventoryOperator.ROLES["hypervisor"]

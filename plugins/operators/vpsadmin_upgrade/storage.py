@@ -25,6 +25,7 @@ class RenamePrivateOperator(VpsAdminStepOperator):
         self.new_name = new_name
 
     def probe(self, context) -> Plan:
+        self.check_pool()
         name, fs = self.node["server_name"], self.node["filesystem"]
         rows = self.db.rows(self.statements["private_datasets"], {"pool_id": self.node["pool_id"]})
         listing = self.nodes.run(self.node["address"], ["zfs", "list", "-H", "-r", "-o", "name", fs]).stdout
@@ -72,6 +73,7 @@ class StrayBackupsOperator(VpsAdminStepOperator):
         super().__init__(**kwargs)
 
     def probe(self, context) -> Plan:
+        self.check_pool()
         name, fs = self.node["server_name"], self.node["filesystem"]
         known = {r["full_name"] for r in self.db.rows(self.statements["pool_datasets"], {"pool_id": self.node["pool_id"]})}
         vps_ids = {str(r["vps_id"]) for r in self.db.rows(self.statements["vps_ids"])}

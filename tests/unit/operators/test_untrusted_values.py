@@ -1,6 +1,6 @@
 """Values read from the database or from XCom are checked where a step reads them, before any
 command or statement runs: hostile pool filesystems and node addresses are refused with an
-error naming the pool, and the encoding swap drops only the scratch database it computes from
+error naming the pool (by the inventory and again by every step mapped over pools), and the encoding swap drops only the scratch database it computes from
 the settings, whatever its upstream's XCom says."""
 
 from __future__ import annotations
@@ -71,6 +71,32 @@ def test_the_web_mounts_refuse_a_hostile_pool_from_xcom_before_any_command(key, 
     nodes = op.__dict__["nodes"] = RecordingNodes()
     with pytest.raises(AirflowFailException, match=re.escape(f"{value!r} is not")):
         op.execute(step_context())
+    assert nodes.commands == []
+
+
+class NoDb:
+    def rows(self, statement, parameters=None):
+        raise AssertionError(f"a statement ran: {statement}")
+
+
+@pytest.mark.parametrize("operator", ["sharenfs", "rename_private", "stray_backups"])
+@pytest.mark.parametrize(("key", "value"), HOSTILE)
+def test_steps_mapped_over_pools_refuse_a_hostile_pool_from_xcom_before_any_command(operator, key, value):
+    from operators.vpsadmin_upgrade.nodes import SharenfsOperator
+    from operators.vpsadmin_upgrade.storage import RenamePrivateOperator, StrayBackupsOperator
+
+    pool = {"pool_id": 3, "filesystem": "tank", "role": 1, "server_name": "storage1", "address": "172.16.0.21",
+            key: value}
+    op = {"sharenfs": lambda: SharenfsOperator(task_id="sharenfs", step="nodes.sharenfs", node=pool, settings={
+              "subnets": ["10.0.0.0/24"], "sharenfs_hypervisor_pools": False}),
+          "rename_private": lambda: RenamePrivateOperator(task_id="rename", step="storage.rename-private", node=pool,
+                                                          new_name="private-data"),
+          "stray_backups": lambda: StrayBackupsOperator(task_id="stray", step="db.remove-stray-vps", node=pool)}[operator]()
+    nodes = op.__dict__["nodes"] = RecordingNodes()
+    op.__dict__["db"] = NoDb()
+    with pytest.raises(AirflowFailException, match=re.escape("refusing a pool no command may use:\n- ") + ".*"
+                       + re.escape(f"{value!r} is not")):
+        op.execute(step_context(dry_run=False))
     assert nodes.commands == []
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from airlift.errors import StepError
 from airlift.remote import NodeCommandError
 from operators.runbook_step import Plan, RunbookStepOperator
 from operators.vpsadmin_upgrade.common import VpsAdminStepOperator
+from vpsadmin import inventory
 
 
 class NasUmountOperator(VpsAdminStepOperator):
@@ -27,6 +29,9 @@ class NasUmountOperator(VpsAdminStepOperator):
         self.nas_pools, self.move_script = nas_pools, move_script
 
     def _data_to_move(self) -> list[str]:
+        errors = inventory.unsafe_pools(self.nas_pools)  # from XCom: checked again before they reach a command
+        if errors:
+            raise StepError("refusing a pool no command may use:\n- " + "\n- ".join(errors))
         pending = []
         for pool in self.nas_pools:
             result = self.nodes.run_script(pool["address"], self.move_script, ["--check", pool["filesystem"]],

@@ -100,6 +100,21 @@ def test_steps_mapped_over_pools_refuse_a_hostile_pool_from_xcom_before_any_comm
     assert nodes.commands == []
 
 
+@pytest.mark.parametrize(("key", "value"), HOSTILE)
+def test_the_nas_umount_refuses_a_hostile_nas_pool_from_xcom_before_any_command(key, value):
+    from operators.vpsadmin_upgrade.nas import NasUmountOperator
+
+    pools = [{"pool_id": 3, "filesystem": "tank", "role": 1, "server_name": "storage1", "address": "172.16.0.21",
+              key: value}]
+    op = NasUmountOperator(task_id="umount", step="nas.umount", nas_pools=pools, sql="-- name: node_mounts\nSELECT 1",
+                           node={"server_id": 11, "server_name": "node1", "address": "172.16.0.11"})
+    nodes = op.__dict__["nodes"] = RecordingNodes()
+    op.__dict__["db"] = NoDb()
+    with pytest.raises(AirflowFailException, match=re.escape(f"{value!r} is not")):
+        op.execute(step_context())
+    assert nodes.commands == []
+
+
 class FakeDb:
     """The database server as the encoding swap sees it: {database: tables}; runs the swap's
     statements on that model and records them."""

@@ -458,7 +458,10 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
     A gate never asks twice for one decision: the answer is kept (an Airflow Variable named
     for the DAG run, task and map index) the moment it arrives, and a retried gate (a worker
     lost after the answer, a scheduler that failed the task on a stale event) takes it from
-    there instead of asking again."""
+    there instead of asking again. When the answer never reached the gate (Airflow 3.3's
+    scheduler can fail a gate answered within a second of its question), a retried gate first
+    has the triggerer look at the earlier try's question (triggers/approval.py) and takes its
+    answer."""
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "plan")
 
@@ -490,6 +493,24 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
                           (earlier.get("responded_by_user") or {}).get("name"), earlier["responded_at"],
                           earlier["chosen_options"])
             return self.execute_complete(context, event=earlier)
+        ti = context.get("ti")
+        if getattr(ti, "try_number", 1) > 1:
+            from triggers.approval import EarlierAnswerTrigger
+
+            self.defer(trigger=EarlierAnswerTrigger(ti_id=str(ti.id)), method_name="execute_after_look")
+        return self._ask(context)
+
+    def execute_after_look(self, context, event: dict):
+        """A retried gate, back from its look at the earlier try's question."""
+        if event.get("answer"):
+            answer = event["answer"]
+            self.log.info("answered in an earlier try by %s at %s: %s; not asking again",
+                          (answer.get("responded_by_user") or {}).get("name"), answer["responded_at"],
+                          answer["chosen_options"])
+            return self.execute_complete(context, event=answer)
+        return self._ask(context)
+
+    def _ask(self, context):
         if self.plan:
             self.body = f"{self.body}\n\n{markdown(self.plan)}"
         return super().execute(context)

@@ -197,3 +197,53 @@ def test_the_section_report_collects_its_own_group():
                  "api_other": {"step": "api.other", "changes": ["not mine"], "applied": True}})
     result = report.execute({"ti": ti, "params": {"dry_run": False}})
     assert result["lines"] == ["[db.one] applied: a", "[db.one] applied: b", "[db.two] planned: c"]
+
+
+class RetryTi:
+    try_number, id, map_index = 2, "01a2357c-9966-74e1-a678-fcd3d1537fa3", -1
+
+
+def test_a_retried_gate_looks_for_the_earlier_answer_before_asking(monkeypatch):
+    """Try 2 of a gate with no kept answer (the answer never reached try 1's code) defers to
+    the triggerer's look at the question; with an answer it takes it, else it asks."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from triggers.approval import EarlierAnswerTrigger
+
+    asked, kept = [], []
+    monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.append(self.task_id))
+    monkeypatch.setattr(ApprovalOperator, "execute_complete", lambda self, context, event: event["chosen_options"])
+    monkeypatch.setattr(ApprovalGateOperator, "_earlier_answer", lambda self, context: None)
+    monkeypatch.setattr("airflow.sdk.Variable.set", lambda key, value: kept.append(key))
+    gate = ApprovalGateOperator(task_id="approve", subject="Swap?")
+    context = {**ctx(dry_run=False), "ti": RetryTi(), "run_id": "manual__1"}
+    with pytest.raises(TaskDeferred) as deferred:
+        gate.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, EarlierAnswerTrigger) and trigger.ti_id == RetryTi.id and asked == []
+
+    class Detail:
+        response_received, chosen_options, params_input = True, ["Approve"], {}
+        responded_at = datetime(2026, 12, 2, tzinfo=UTC)
+        responded_by_user = type("User", (), {"id": "admin", "name": "admin"})()
+
+    monkeypatch.setattr("airflow.sdk.execution_time.hitl.get_hitl_detail_content_detail", lambda ti_id: Detail())
+    trigger.settle = 0
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    event = asyncio.run(first_event())
+    assert event["answer"]["chosen_options"] == ["Approve"] and event["answer"]["responded_by_user"]["id"] == "admin"
+    assert gate.execute_after_look(context, event) == ["Approve"] and asked == []
+    assert kept == [f"airlift_gate.{gate.dag_id}.manual__1.approve.-1"], "the answer is kept for later tries"
+    # no earlier question (the look fails) or no answer to it: the gate asks
+    monkeypatch.setattr("airflow.sdk.execution_time.hitl.get_hitl_detail_content_detail",
+                        lambda ti_id: (_ for _ in ()).throw(RuntimeError("404")))
+    assert asyncio.run(first_event()) == {"answer": None}
+    gate.execute_after_look(context, {"answer": None})
+    assert asked == ["approve"]

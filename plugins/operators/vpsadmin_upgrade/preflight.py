@@ -185,13 +185,13 @@ class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
     paths; plan mode lists them as refusals."""
 
     inherits_from_skipmixin = True
-    MOVE_SCRIPT = "scripts/vpsadmin/nas/move-data.sh"  # its --check is what nas.move_plan runs
     # move-data.sh's refusal of a private/ that is a child dataset's mountpoint: storage.rename-
     # private renames that child before the move, so it is not one here.
     RENAMED_LATER = re.compile(r"is the mountpoint of dataset .* \(rename it first\)$")
 
     def __init__(self, *, v1_22_prefixes: Sequence[str], **kwargs):
         kwargs.setdefault("sql", "preflight/nas-roots.sql")
+        kwargs.setdefault("script", "nas/move-data.sh")  # its --check, as nas.move_plan runs it
         super().__init__(**kwargs)
         self.v1_22_prefixes = tuple(v1_22_prefixes)
 
@@ -224,9 +224,6 @@ class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
         """move-data.sh --check on every NAS storage root not on a skipped node: its refusals
         (`<node>: <dataset>: <path> exists; ...`), but those the rename of `private` datasets
         clears first."""
-        from airlift.sql import INCLUDE_DIR
-
-        script = (INCLUDE_DIR / self.MOVE_SCRIPT).read_text()
         collisions = []
         for root in self.db.rows(self.statements["nas_roots"]):
             if root["server_name"] in skip_nodes or root["server_name"].split(".")[0] in skip_nodes:
@@ -234,7 +231,8 @@ class UpgradePhaseOperator(VpsAdminStepOperator, SkipMixin):
             where = f"of storage_root {root['id']} (node {root['server_name']!r})"
             raise_if(inventory.check_address(f"servers.server_ip4 {where}", root["address"])
                      + inventory.check_filesystem(f"storage_root.root_dataset {where}", root["root_dataset"]))
-            result = self.nodes.run_script(root["address"], script, ["--check", root["root_dataset"]], check=False)
+            result = self.nodes.run_script(root["address"], self.script, ["--check", root["root_dataset"]],
+                                           check=False)
             refused = [line.removeprefix("refused: ") for line in result.stderr.splitlines()
                        if line.startswith("refused: ")]
             if result.exit_status not in (0, 10) and not (result.exit_status == 1 and refused):

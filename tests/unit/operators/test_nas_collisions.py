@@ -12,7 +12,8 @@ from airlift.remote import Result
 from airlift.sql import INCLUDE_DIR
 from operators.vpsadmin_upgrade.preflight import UpgradePhaseOperator
 
-SQL = (INCLUDE_DIR / "sql/vpsadmin/preflight/nas-roots.sql").read_text()  # the rendered template field
+SQL = (INCLUDE_DIR / "sql/vpsadmin/preflight/nas-roots.sql").read_text()  # the rendered template fields
+SCRIPT = (INCLUDE_DIR / "scripts/vpsadmin/nas/move-data.sh").read_text()
 ROOTS = [{"id": 1, "root_dataset": "storage/nas", "server_name": "storage1.prg", "address": "10.0.0.21"},
          {"id": 3, "root_dataset": "tank/nas", "server_name": "storage2.prg", "address": "10.0.0.22"}]
 
@@ -31,14 +32,14 @@ class FakeNodes:
         self.answers, self.asked = answers, []
 
     def run_script(self, host, script, args, check=True):
-        assert "move-data.sh" in script and args[0] == "--check" and not check
+        assert script == SCRIPT and args[0] == "--check" and not check
         self.asked.append((host, args[1]))
         status, stderr = self.answers[host]
         return Result(host, "bash -s", status, "", stderr)
 
 
 def collisions(answers, skip_nodes=(), roots=ROOTS):
-    op = UpgradePhaseOperator(task_id="upgrade_phase", v1_22_prefixes=("db.",), sql=SQL)
+    op = UpgradePhaseOperator(task_id="upgrade_phase", v1_22_prefixes=("db.",), sql=SQL, script=SCRIPT)
     op.__dict__["db"], op.__dict__["nodes"] = FakeDb(roots), FakeNodes(answers)
     return op._nas_collisions(list(skip_nodes)), op.nodes.asked
 

@@ -116,6 +116,10 @@ with DAG(
                                  description="Where the web server mounts vpsadmin/mount of every pool."),
         "download_mountpoint": Param("/srv/vpsadmin/download", type="string", title="Download mountpoint",
                                      description="Where the download datasets of all pools are mounted."),
+        "scheduled_dags": Param(True, type="boolean", title="Airflow schedules lifetimes and the report",
+                                description="DAGs vpsadmin_lifetimes and vpsadmin_daily_report replace cron_delete, "
+                                            "cron_mailer and daily_report.rb (unpaused at the end); off: the "
+                                            "runbook's rake jobs go into the cluster crontab instead."),
         "integrity_allow_high": Param(False, type="boolean", title="Continue on integrity problems",
                                       description="Finish even if the integrity check finds high-severity facts."),
     },
@@ -310,7 +314,10 @@ with DAG(
                                                     allow_high="{{ params.integrity_allow_high }}")
         scheduler = NodeScriptOperator(step="scheduler.start", node=api_node, doc_md=(
             "Installs an init script for vpsadmin-scheduler (the runbook leaves starting it to the admin), starts it."))
-        cron = finalize.CrontabReplaceOperator(step="cron.replace", settings=settings)
+        cron = finalize.CrontabReplaceOperator(step="cron.replace", settings=settings,
+                                               scheduled_dags="{{ params.scheduled_dags }}")
+        unpause = finalize.UnpauseScheduledOperator(task_id="unpause_scheduled", step="cron.replace",
+                                                    scheduled_dags="{{ params.scheduled_dags }}")
         downloads = WebMountsOperator(
             step="downloads.mounter", settings=settings, subdataset="download", pools=pools.output,
             mountpoint="{{ params.download_mountpoint }}",
@@ -321,7 +328,9 @@ with DAG(
             doc_md="The NAS pools' snapshot from before the move, destroyed now that the NAS is remounted.",
         ).expand(node=nas_pools.output)
         migrate_final >> remount >> remount_wait >> release_snapshot >> user_create >> integrity
-        integrity >> [scheduler, cron, downloads] >> SectionReportOperator(section="Finalize")
+        integrity >> [scheduler, cron, downloads]
+        cron >> unpause
+        [scheduler, unpause, downloads] >> SectionReportOperator(section="Finalize")
 
     # Sections follow each other through their reports; the API section's restore branch is
     # skipped on success and must not hold back what follows.

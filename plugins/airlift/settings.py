@@ -7,6 +7,8 @@ Airflow sets them; whoever triggers a DAG cannot (a trigger-form param could swi
 - `approvers`: comma-separated Airflow user ids (`id` or `id:Display Name`) every gate is
   assigned to; empty: anyone the UI lets answer.
 - `approval_timeout_hours` (default 72): a gate nobody answered by then fails; it never approves.
+- `lifetimes_hour` (default 3) and `daily_report_hour` (default 7): the hour (UTC) at which the
+  scheduled vpsAdmin DAGs run each day (where cron_delete.php and daily_report.rb ran).
 """
 
 from __future__ import annotations
@@ -43,3 +45,12 @@ def approval_timeout() -> timedelta:
     if hours <= 0:
         raise ValueError(f"[{SECTION}] approval_timeout_hours must be positive, not {hours}")
     return timedelta(hours=hours)
+
+
+def daily_at(key: str, default: int) -> str:
+    """A DAG's daily cron schedule at the hour (UTC) the setting `key` names (read when the DAG
+    file is parsed: a change shows in the UI after the next parse)."""
+    value = _get(key, str(default)).strip()
+    if not value.isdigit() or not 0 <= int(value) <= 23:
+        raise ValueError(f"[{SECTION}] {key} = {value!r}: expected an hour, 0 to 23")
+    return f"0 {int(value)} * * *"

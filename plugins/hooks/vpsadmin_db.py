@@ -100,6 +100,11 @@ class VpsAdminDbHook(MySqlTimeoutsHook):
         rows = self._read("transactions.sql", "chain", {"chain_id": int(chain_id)})
         return rows[0] if rows else None
 
+    def chains(self, chain_ids: list[int]) -> list[dict]:
+        if not chain_ids:
+            return []
+        return self._read("transactions.sql", "chains", {"ids": tuple(int(i) for i in chain_ids)})
+
     def open_chains(self) -> list[dict]:
         """2.0 transaction chains not in a final state (staged, queued, running, rolling back)."""
         return self._read("transactions.sql", "open_chains")

@@ -51,6 +51,29 @@ class TransactionChainTrigger(PollTrigger):
         return None
 
 
+class TransactionChainsTrigger(PollTrigger):
+    """Until every one of some vpsAdmin 2.0 transaction chains is in a final state; the event
+    has each chain's final state (`missing` for a chain that is gone)."""
+
+    def __init__(self, *, chain_ids: list[int], mysql_conn_id: str = VPSADMIN_DB, poll_interval: float = 5,
+                 plan: dict | None = None):
+        super().__init__(poll_interval=poll_interval, plan=plan, chain_ids=[int(i) for i in chain_ids],
+                         mysql_conn_id=mysql_conn_id)
+
+    def poll(self) -> dict | None:
+        from hooks.vpsadmin_db import VpsAdminDbHook
+
+        wanted = self.kwargs["chain_ids"]
+        found = {c["id"]: c for c in VpsAdminDbHook(self.kwargs["mysql_conn_id"]).chains(wanted)}
+        open_chains = [c for c in found.values() if c["state"] not in CHAIN_FINAL]
+        if open_chains:
+            self.log.info("%d of %d chain(s) still open: %s", len(open_chains), len(wanted),
+                          ", ".join(f"{c['id']} ({c['progress']}/{c['size']})" for c in open_chains[:20]))
+            return None
+        return {"status": "settled",
+                "chains": {str(i): CHAIN_FINAL[found[i]["state"]] if i in found else "missing" for i in wanted}}
+
+
 class OpenChainsTrigger(PollTrigger):
     """Until no vpsAdmin 2.0 transaction chain is open (not in a final state)."""
 

@@ -65,20 +65,57 @@ def active_jobs(text: str) -> list[str]:
     return [line for line in text.splitlines() if is_job(line)]
 
 
-def replace_for_v2(text: str) -> tuple[str, list[str]]:
+# The 2.0 rake tasks that do what the lifetimes and daily-report jobs did (in a crontab that
+# keeps them in cron, see replace_for_v2), and the DAG that does it instead.
+RAKE_JOBS = {
+    "vpsadmin:lifetimes:mail": "Airflow DAG vpsadmin_lifetimes",
+    "vpsadmin:lifetimes:progress": "Airflow DAG vpsadmin_lifetimes",
+    "vpsadmin:mail_daily_report": "Airflow DAG vpsadmin_daily_report",
+}
+RAKE_HEADER = "# vpsAdmin 2.0 lifetimes and daily report (rake, in cron instead of Airflow):"
+IN_CRON = "the rake jobs at the end of this crontab"
+
+
+def rake_job(line: str) -> str | None:
+    """The lifetimes or daily-report rake task a crontab line runs, or None."""
+    if not is_job(line):
+        return None
+    words = line.split()
+    return next((task for task in RAKE_JOBS if task in words), None)
+
+
+def replace_for_v2(text: str, rake_jobs: list[str] | None = None) -> tuple[str, list[str]]:
     """(new crontab text, what changes): jobs v2.0 keeps are enabled again, jobs it replaces
-    are marked with what replaces them, other lines stay as they are."""
-    lines, changes = [], []
+    are marked with what replaces them, other lines stay as they are. With `rake_jobs` (the
+    site keeps the lifetimes and the report in cron) those lines are added once at the end
+    and the jobs they replace say so; without, the scheduled DAGs do that work and any such
+    rake line (from an earlier choice) is marked replaced too, so nothing runs twice."""
+    lines, changes, present = [], [], set()
+    replacements = dict(V2_REPLACEMENTS)
+    if rake_jobs:
+        replacements.update({name: IN_CRON for name in ("cron_delete.php", "cron_mailer.php", "daily_report.rb")})
     for line in text.splitlines():
         job = line[len(DISABLED):] if line.startswith(DISABLED) else line
-        name = runbook_job(job)
+        name, task = runbook_job(job), rake_job(line)
         if name in V2_KEPT:
             if line != job:
                 changes.append(f"enable {name} ({_schedule(job)})")
             line = job
         elif name is not None:
-            changes.append(f"replace {name} ({_schedule(job)}) by {V2_REPLACEMENTS[name]}")
-            lines.append(f"# replaced in vpsAdmin 2.0 by {V2_REPLACEMENTS[name]}:")
+            changes.append(f"replace {name} ({_schedule(job)}) by {replacements[name]}")
+            lines.append(f"# replaced in vpsAdmin 2.0 by {replacements[name]}:")
             line = REPLACED + job
+        elif task is not None and rake_jobs is None:
+            changes.append(f"replace rake {task} ({_schedule(line)}) by {RAKE_JOBS[task]}")
+            lines.append(f"# replaced by {RAKE_JOBS[task]}:")
+            line = REPLACED + line
+        elif task is not None:
+            present.add(line.strip())
         lines.append(line)
+    missing = [job for job in rake_jobs or [] if job.strip() not in present]
+    if missing:
+        if RAKE_HEADER not in lines:
+            lines.append(RAKE_HEADER)
+        lines += missing
+        changes += [f"add rake {rake_job(job)} ({_schedule(job)})" for job in missing]
     return ("\n".join(lines) + "\n" if lines else ""), changes

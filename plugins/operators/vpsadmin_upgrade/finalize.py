@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from airlift.errors import StepError
 from operators.runbook_step import Plan, RunbookStepOperator
 from operators.vpsadmin_upgrade.common import CrontabEditOperator, VpsAdminStepOperator
-from vpsadmin import crontab
+from vpsadmin import crontab, lifetimes
 
 
 class NasRemountOperator(VpsAdminStepOperator):
@@ -170,7 +170,46 @@ class CrontabReplaceOperator(CrontabEditOperator):
     """The cluster crontab for 2.0: savetransfers.rb enabled again; backup.rb (the scheduler),
     cron_delete/cron_mailer (DAG vpsadmin_lifetimes), cron_nonpayers (deleted) and
     daily_report.rb (DAG vpsadmin_daily_report) stay disabled, marked with what replaces them.
-    The v1.22 original was kept by prereq.disable-cron."""
+    With `scheduled_dags` false the site keeps them in cron: the runbook's rake lines (with
+    `EXECUTE=yes`, which the runbook's lack) are added instead. The v1.22 original was kept by
+    prereq.disable-cron."""
+
+    template_fields: Sequence[str] = (*CrontabEditOperator.template_fields, "scheduled_dags")
+
+    def __init__(self, *, scheduled_dags=True, **kwargs):
+        super().__init__(**kwargs)
+        self.scheduled_dags = scheduled_dags
 
     def transform(self, text: str) -> tuple[str, list[str]]:
-        return crontab.replace_for_v2(text)
+        return crontab.replace_for_v2(text, rake_jobs=None if self.scheduled_dags else lifetimes.runbook_cron_lines())
+
+
+class UnpauseScheduledOperator(VpsAdminStepOperator):
+    """Once the upgrade is done, the scheduled DAGs that replace the lifetimes and daily-report
+    cron jobs are unpaused (they are created paused: on a 1.22 cluster they would fail), through
+    Airflow's REST API (connection `airflow_api`). Without that connection, or with
+    `scheduled_dags` false (the site keeps them in cron), they stay paused; the record says so."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "scheduled_dags")
+    DAG_IDS = ("vpsadmin_lifetimes", "vpsadmin_daily_report")
+
+    def __init__(self, *, scheduled_dags=True, **kwargs):
+        super().__init__(**kwargs)
+        self.scheduled_dags = scheduled_dags
+
+    def probe(self, context) -> Plan:
+        from hooks.airflow_api import AirflowApiHook
+
+        if not self.scheduled_dags:
+            return Plan(details={"left": [f"{d}: stays paused (scheduled_dags is off: cron runs the rake jobs)"
+                                          for d in self.DAG_IDS]})
+        api = AirflowApiHook.if_configured(self.log)
+        if api is None:
+            return Plan(details={"left": [f"{d}: unpause it in the UI (no connection airflow_api)"
+                                          for d in self.DAG_IDS]})
+        paused = [d for d in self.DAG_IDS if api.dag_is_paused(d)]
+        return Plan([f"unpause DAG {d}" for d in paused], work=api)
+
+    def apply(self, context, plan: Plan) -> None:
+        for dag_id in self.DAG_IDS:
+            plan.work.set_dag_paused(dag_id, False)

@@ -58,3 +58,28 @@ def test_crontab_for_2_0_from_the_disabled_cluster_crontab():
     assert crontab.replace_for_v2(new) == (new, [])
     assert not [c for c in changes if any(w in c for w in (" php ", " ruby ", "/opt/", "/var/"))], \
         "no command line in the report"
+
+
+def test_a_site_that_keeps_the_lifetimes_in_cron_gets_the_rake_jobs_once():
+    from vpsadmin.lifetimes import runbook_cron_lines
+
+    rake_jobs = runbook_cron_lines()
+    disabled, _ = crontab.disable_runbook_jobs(CLUSTER_CRONTAB + SITE_JOB + "\n")
+    new, changes = crontab.replace_for_v2(disabled, rake_jobs=rake_jobs)
+    active = crontab.active_jobs(new)
+    assert active == ["*/10 * * * * ruby /opt/vpsadmind/bin/savetransfers.rb", SITE_JOB, *rake_jobs]
+    assert all("EXECUTE=yes" in job for job in rake_jobs if "lifetimes:progress" in job), \
+        "the runbook's progress lines lack EXECUTE=yes: as written they change nothing"
+    assert "replace cron_delete.php (0 3 * * *) by the rake jobs at the end of this crontab" in changes
+    assert crontab.replace_for_v2(new, rake_jobs=rake_jobs) == (new, [])
+
+
+def test_airflow_scheduling_takes_over_rake_jobs_a_site_had_in_cron():
+    from vpsadmin.lifetimes import runbook_cron_lines
+
+    in_cron, _ = crontab.replace_for_v2(CLUSTER_CRONTAB, rake_jobs=runbook_cron_lines())
+    new, changes = crontab.replace_for_v2(in_cron)
+    assert crontab.active_jobs(new) == ["*/10 * * * * ruby /opt/vpsadmind/bin/savetransfers.rb"]
+    assert sum(c.startswith("replace rake vpsadmin:lifetimes:") for c in changes) == 6
+    assert "replace rake vpsadmin:mail_daily_report (0 7 * * *) by Airflow DAG vpsadmin_daily_report" in changes
+    assert crontab.replace_for_v2(new) == (new, [])

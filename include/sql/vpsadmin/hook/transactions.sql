@@ -24,3 +24,6 @@ WHERE transaction_chain_id = %(chain_id)s AND t_done = 1 AND t_success = 0 ORDER
 
 -- name: open_chains
 SELECT id, name, state FROM transaction_chains WHERE state NOT IN (2, 4, 5, 6) ORDER BY id
+
+-- name: chains
+SELECT id, name, state, size, progress FROM transaction_chains WHERE id IN %(ids)s ORDER BY id

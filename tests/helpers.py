@@ -300,3 +300,62 @@ def secret_holders(lab, secrets: dict[str, str]) -> dict[str, int]:
                 if any(v in data for v in values):
                     found[f"{node_dir.name}/{rel_dir / name}"] = path.stat().st_mode & 0o777
     return found
+
+
+class AirflowApiServer:
+    """Airflow's REST API served in this process (uvicorn in a thread) on the tests' metadata
+    database, and connection `airflow_api` pointing at it: what a step that sets a run's note
+    or unpauses a DAG talks to. Simple auth manager, every user an admin (a token for anyone)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def __enter__(self):
+        import json
+
+        import uvicorn
+
+        from lab.core.config import free_port
+
+        self.monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+        self.monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "airlift-tests-only")
+        from airflow.api_fastapi.app import create_app, purge_cached_app
+
+        purge_cached_app()
+        port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(create_app("core"), host="127.0.0.1", port=port,
+                                                   log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the API server did not start"
+            time.sleep(0.1)
+        self.monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", "login": "tests",
+             "password": "unused"}))
+        return self
+
+    def __exit__(self, *exc):
+        self.monkeypatch.delenv("AIRFLOW_CONN_AIRFLOW_API")
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def register_dags() -> None:
+    """The DAGs of dags/ in the metadata database, as the DAG processor puts them there (created
+    paused where they ask for it): what the REST API edits."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")), bundle_name="dags-folder",
+                   bundle_version=None)
+
+
+def dag_is_paused(dag_id: str) -> bool:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.get(DagModel, dag_id).is_paused

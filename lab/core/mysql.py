@@ -55,7 +55,7 @@ def start_private(lab_dir: Path) -> dict:
     if not datadir.exists():
         datadir.mkdir(parents=True)
         subprocess.run(
-            [install, f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+            [install, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
              "--skip-test-db", "--user=root"],
             check=True, capture_output=True,
         )

@@ -21,9 +21,12 @@ from tests.e2e.vpsadmin_upgrade_v2 import (
     real_run_conf,
 )
 from tests.helpers import (
+    AirflowApiServer,
+    dag_is_paused,
     diff_states,
     lab_secrets,
     query,
+    register_dags,
     rendered_fields,
     run_artifacts,
     run_dag,
@@ -85,7 +88,7 @@ SECRET_HOLDERS = {"db/root/.my.cnf", "vpsadmin/opt/vpsadminapi/config/database.y
                                                    for suffix in ("", ".v1.22"))}
 
 
-def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
+def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd, monkeypatch):
     lab = lab_world()
     files_before = nas_files(lab)
     assert any("/." in f or f.split("/", 1)[1].startswith(".") for f in files_before), "seeded hidden files"
@@ -97,9 +100,19 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd):
     hypervisor_sharenfs = {node: zfs(lab, node, "get", "-H", "-o", "value,source", "sharenfs", "vz/private")[0]
                            for node in ("node1", "node2")}
 
-    state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers=APPROVE_ALL)
+    register_dags()
+    assert dag_is_paused("vpsadmin_lifetimes") and dag_is_paused("vpsadmin_daily_report"), "created paused"
+    with AirflowApiServer(monkeypatch):
+        state, tis, answered = run_dag(DAG_ID, real_run_conf(members_expiration=True), answers=APPROVE_ALL)
     assert state == "success", {t: s for t, s in tis.items() if s != "success"}
     assert answered == [(GATE, "Approve"), (MOVE_GATE, "Approve")]
+    # the scheduled DAGs replace the lifetimes and report cron jobs: unpaused, not in cron
+    assert not dag_is_paused("vpsadmin_lifetimes") and not dag_is_paused("vpsadmin_daily_report")
+    cron = run_in_node(lab.node_root("vpsadmin"), "crontab -l").stdout.decode()
+    assert [line.split()[5:] for line in cron.splitlines() if line and not line.startswith("#")
+            and "=" not in line.split()[0]] == [["ruby", "/opt/vpsadmind/bin/savetransfers.rb"], [
+                "mysqldump", f"-u{lab.cfg.app_user}", f"-p{lab.cfg.app_password}", lab.cfg.vpsadmin_db, "|", "gzip",
+                ">", "/root/nightly.sql.gz"]]
     assert tis["api.restore_database"] == "skipped"
 
     # no secret in a task log, an XCom, a rendered field or an approval; on the nodes only

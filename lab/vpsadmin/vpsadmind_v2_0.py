@@ -15,10 +15,21 @@ daemon.rb`, `command.rb`, `commands/**`). Compared with 1.22 (vpsadmind_v1_22.py
 - upserts servers_status (vpsadmin_version 2.0.0, daemon 0) every status_interval;
 - answers vpsadmindctl on the node's /var/run/vpsadmind.sock (lib/vpsadmind/remote_control.rb).
 
+- applies the chain's transaction_confirmations when it closes (Command#save,
+  lib/vpsadmind/confirmations.rb): row_pks and attr_changes are YAML (as the API's `serialize`
+  writes them); executed, a confirmation follows its own transaction's t_success (create ->
+  confirmed = 1, just_create -> kept, edit_after -> UPDATE, edit_before -> kept, destroy and
+  just_destroy -> DELETE, increment/decrement); reversed (failed transaction, or a rolled-back
+  chain) create/just_create -> DELETE, edit_before -> the original values, destroy ->
+  confirmed = 1;
+- keeps going past a failed keep_going transaction (Mail::Send).
+
 Simplifications (said here so nobody relies on them): transactions run one after another
 (queues only shape `vpsadmindctl status`); a failed transaction's chain is failed at once,
-without rolling back its earlier transactions (upstream runs their rollback handlers);
-transaction_confirmations are not applied.
+without running its earlier transactions' rollback handlers. The chain's confirmations are
+then run as upstream runs them once that rollback is over: all reversed when the failed
+transaction was reversible, else each by its own transaction's result (an irreversible
+failure is not rolled back upstream either).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import socketserver
 import threading
@@ -237,14 +249,16 @@ class VpsadmindV2_0(NodeDaemon):
     def save(self, trans: dict, status: int, output: dict, started: str, finished: str) -> None:
         """Command#save: the transaction, then the chain (inside one DB transaction)."""
         chain_id, t_id = trans["transaction_chain_id"], trans["t_id"]
+        reversible = int(trans.get("reversible") if trans.get("reversible") is not None else 1)
         with self.transaction():
             self.execute_sql(
                 "UPDATE transactions SET t_done = 1, t_success = %s, t_output = %s, "
                 "started_at = %s, finished_at = %s WHERE t_id = %s",
                 (status, json.dumps(output), started, finished, t_id))
-            if status != 0:
+            if status != 0 or reversible == 2:  # done, or failed but keep_going
                 if int(trans["chain_size"]) == int(trans["chain_progress"]) + 1:
-                    self.close_chain(chain_id, 2, progress="`progress` + 1")
+                    self.run_confirmations(chain_id, "execute")
+                    self.close_chain(chain_id, 2 if status != 0 else 4, progress="`progress` + 1")
                 else:
                     self.execute_sql("UPDATE transaction_chains SET `progress` = `progress` + 1 "
                                      "WHERE id = %s", (chain_id,))
@@ -253,7 +267,59 @@ class VpsadmindV2_0(NodeDaemon):
                     "UPDATE transactions SET t_done = 1, t_success = 0, t_output = %s "
                     "WHERE transaction_chain_id = %s AND t_id > %s",
                     (json.dumps({"error": "Dependency failed"}), chain_id, t_id))
+                self.run_confirmations(chain_id, "rollback" if reversible == 1 else "execute")
                 self.close_chain(chain_id, 4, progress="0")
+
+    # Confirmations#run / #confirm ----------------------------------------------------------
+    def run_confirmations(self, chain_id: int, direction: str) -> None:
+        rows = self.rows(
+            "SELECT c.table_name, c.row_pks, c.attr_changes, c.confirm_type, t.t_success "
+            "FROM transactions t INNER JOIN transaction_confirmations c ON t.t_id = c.transaction_id "
+            "WHERE t.transaction_chain_id = %s AND c.done = 0 ORDER BY c.id", (chain_id,))
+        for row in rows:
+            self.confirm(row, direction)
+        self.execute_sql(
+            "UPDATE transaction_confirmations c INNER JOIN transactions t ON t.t_id = c.transaction_id "
+            "SET c.done = 1 WHERE t.transaction_chain_id = %s AND c.done = 0", (chain_id,))
+
+    def confirm(self, row: dict, direction: str) -> None:
+        success = int(row["t_success"]) > 0 and direction == "execute"
+        table = "`" + str(row["table_name"]).replace("`", "") + "`"
+        pks = confirmation_value(row["row_pks"]) or {}
+        where = " AND ".join(f"`{k}` = %s" for k in pks)
+        keys = [sql_value(v) for v in pks.values()]
+        kind = int(row["confirm_type"])
+
+        def update(attrs: dict) -> None:
+            sets = ", ".join(f"`{k}` = %s" for k in attrs)
+            self.execute_sql(f"UPDATE {table} SET {sets} WHERE {where}",
+                             [sql_value(v) for v in attrs.values()] + keys)
+        if kind == 0:  # create
+            if success:
+                self.execute_sql(f"UPDATE {table} SET confirmed = 1 WHERE {where}", keys)
+            else:
+                self.execute_sql(f"DELETE FROM {table} WHERE {where}", keys)
+        elif kind == 1:  # just_create
+            if not success:
+                self.execute_sql(f"DELETE FROM {table} WHERE {where}", keys)
+        elif kind == 2:  # edit_before
+            if not success:
+                update(confirmation_value(row["attr_changes"]) or {})
+        elif kind == 3:  # edit_after
+            if success:
+                update(confirmation_value(row["attr_changes"]) or {})
+        elif kind == 4:  # destroy
+            if success:
+                self.execute_sql(f"DELETE FROM {table} WHERE {where}", keys)
+            else:
+                self.execute_sql(f"UPDATE {table} SET confirmed = 1 WHERE {where}", keys)
+        elif kind == 5:  # just_destroy
+            if success:
+                self.execute_sql(f"DELETE FROM {table} WHERE {where}", keys)
+        elif kind in (6, 7) and success:  # decrement, increment
+            attr = "`" + str(confirmation_value(row["attr_changes"])).replace("`", "") + "`"
+            self.execute_sql(f"UPDATE {table} SET {attr} = {attr} {'-' if kind == 6 else '+'} 1 "
+                             f"WHERE {where}", keys)
 
     def close_chain(self, chain_id: int, state: int, progress: str) -> None:
         self.execute_sql(f"UPDATE transaction_chains SET `state` = %s, `progress` = {progress} "
@@ -276,8 +342,32 @@ class VpsadmindV2_0(NodeDaemon):
             if self.vps_running(int(veid)):
                 for mnt in params["mounts"]:
                     self.umount(int(veid), mnt)
-        elif t_type in (1001, 1002, 1003):
-            self.sh(f"vzctl {({1001: 'start', 1002: 'stop', 1003: 'restart'})[t_type]} {int(veid)}")
+        elif t_type == 1001:  # Vps#start: vzctl start (32: already running is fine)
+            self.try_harder(lambda: self.sh_rc(f"vzctl start {int(veid)}", (32,)))
+            self.update_vps_status(int(veid))
+        elif t_type == 1002:  # Vps#stop
+            self.try_harder(lambda: self.sh(f"vzctl stop {int(veid)}"))
+            self.update_vps_status(int(veid))
+        elif t_type == 1003:
+            self.sh(f"vzctl restart {int(veid)}")
+            self.update_vps_status(int(veid))
+        elif t_type == 2007:
+            self.ip_del(int(veid), params)
+        elif t_type == 3002:
+            self.destroy_vps(int(veid))
+        elif t_type == 5005:
+            self.remove_download(params)
+        elif t_type == 5203:  # Dataset#destroy(pool_fs, name, false)
+            self.sh(f"zfs destroy  {params['pool_fs']}/{params['name']}")
+        elif t_type == 5207:
+            self.sh(f"zfs destroy  {params['pool_fs']}/{params['dataset_name']}/{params['tree']}/"
+                    f"{params['branch']}")
+        elif t_type == 5212:
+            self.destroy_snapshot(params)
+        elif t_type == 5214:
+            self.sh(f"zfs destroy  {params['pool_fs']}/{params['dataset_name']}/{params['tree']}")
+        elif t_type == 5218:
+            self.sh(f"zfs destroy  {params['pool_fs']}/vpsadmin/mount/{params['snapshot_id']}.snapshot")
         elif t_type == 9001:
             self.spool_mail(params)
         elif t_type == 10001:
@@ -291,6 +381,122 @@ class VpsadmindV2_0(NodeDaemon):
         else:
             return 0, {"error": "Unsupported command"}
         return 1, {}
+
+    def sh_rc(self, command: str, valid_rcs: tuple[int, ...] = ()) -> str:
+        """syscmd with valid exit codes besides 0."""
+        try:
+            return self.sh(command)
+        except CommandFailed as e:
+            if e.status in valid_rcs:
+                return e.output
+            raise
+
+    @staticmethod
+    def try_harder(action, attempts: int = 3, pause: float = 5):
+        """Utils::System#try_harder: a failing command is tried three times, 5 s apart."""
+        for attempt in range(attempts):
+            try:
+                return action()
+            except CommandFailed:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(pause)
+
+    def update_vps_status(self, veid: int) -> None:
+        """Commands::Vps::Stop#post_save (Vps#update_status): the container's vps_status row."""
+        running = self.vps_running(veid)
+        now = utc_now()
+        with self.lock:
+            self.execute_sql(
+                "INSERT INTO vps_status (vps_id, created_at, vps_up, vps_nproc, vps_admin_ver) "
+                "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE created_at = %s, vps_up = %s, "
+                "vps_nproc = %s, vps_admin_ver = %s",
+                (veid, now, int(running), 23 if running else 0, VERSION,
+                 now, int(running), 23 if running else 0, VERSION))
+
+    # 3002 Vps::Destroy --------------------------------------------------------------------
+    def destroy_vps(self, veid: int) -> None:
+        """rmdir of the container's root, its configs and mounts file renamed *.destroyed.
+
+        The lab keeps a container's mount points (and its NFS mounts in the mount table) under
+        /vz/root/<veid> on the node itself, where OpenVZ mounts the container's root on start
+        and unmounts it (its mounts with it) on stop: for a stopped container the lab first
+        clears what that stop would have left unmounted, so that rmdir meets the empty
+        directory it meets upstream."""
+        root = f"/vz/root/{veid}"
+        if not self.vps_running(veid):
+            mtab = self.node_file("/var/lib/lab/mounts")
+            targets = []
+            if mtab.exists():
+                for line in mtab.read_text().splitlines():
+                    fields = line.split("\t")
+                    if len(fields) > 1 and fields[1].startswith(root + "/"):
+                        targets.append(fields[1])
+            for target in sorted(targets, key=len, reverse=True):
+                self.sh(f"umount {shlex.quote(target)}")
+            if self.node_file(root).is_dir():
+                self.sh(f"find {shlex.quote(root)} -mindepth 1 -depth -type d -empty -delete")
+        self.sh(f"rmdir {root}")
+        for ext in ("mount", "umount", "conf"):
+            cfg = f"/etc/vz/conf/{veid}.{ext}"
+            if self.node_file(cfg).exists():
+                self.sh(f"mv {cfg} {cfg}.destroyed")
+        mounts_path = f"{self.config['vpsadmin']['mounts_dir'].rstrip('/')}/{veid}.mounts"
+        if self.node_file(mounts_path).exists():
+            self.sh(f"mv {mounts_path} {mounts_path}.destroyed")
+
+    # 2007 Vps::IpDel ----------------------------------------------------------------------
+    def ip_del(self, veid: int, params: dict) -> None:
+        """Vps#ip_del: the address's accounting rules go (Firewall#unreg_ip) and the container
+        forgets it. The lab's vzctl has no `set`: the config's IP_ADDRESS is edited as
+        `vzctl set <veid> --ipdel <addr> --save` would."""
+        addr = params["addr"]
+        if params.get("unregister"):
+            name = "accounting" if int(params.get("version") or 4) == 4 else "accounting6"
+            chain = self.node_root / "var/lib/lab/iptables" / name
+            if chain.exists():
+                rules = [r for r in chain.read_text().splitlines()
+                         if f" -s {addr} " not in r and f" -d {addr} " not in r]
+                chain.write_text("\n".join(rules) + "\n")
+        conf = self.node_file(f"/etc/vz/conf/{veid}.conf")
+        if not conf.exists():
+            raise CommandFailed(f"vzctl set {veid} --ipdel {addr} --save", 44,
+                                "Container config file does not exist")
+        text = conf.read_text()
+        found = re.search(r'^IP_ADDRESS="([^"]*)"', text, re.MULTILINE)
+        if found:
+            kept = " ".join(a for a in found.group(1).split() if a != addr)
+            text = text[:found.start(1)] + kept + text[found.end(1):]
+            conf.write_text(text)
+
+    # 5005 Dataset::RemoveDownload ----------------------------------------------------------
+    def remove_download(self, params: dict) -> None:
+        secret_dir = f"/{params['pool_fs']}/vpsadmin/download/{params['secret_key']}"
+        path = f"{secret_dir}/{params['file_name']}"
+        if self.node_file(path).exists():
+            self.sh(f"rm -f {shlex.quote(path)}")
+        if not self.node_file(secret_dir).exists():
+            # upstream's exec then returns nil: "did not return expected value"
+            raise CommandFailed("process handler return value", 1,
+                                "VpsAdmind::Commands::Dataset::RemoveDownload did not return expected value")
+        self.sh(f"rmdir {shlex.quote(secret_dir)}")
+
+    # 5212 Dataset::DestroySnapshot ---------------------------------------------------------
+    def destroy_snapshot(self, params: dict) -> None:
+        snapshot = params["snapshot"]
+        if snapshot.get("confirmed") == 1:
+            name = snapshot["name"]
+        else:  # the API sends the enum's name, so upstream always asks the database
+            with self.lock:
+                rows = self.rows("SELECT name FROM snapshots WHERE id = %s", (snapshot["id"],))
+            if not rows:
+                raise HandlerError("undefined method `[]' for nil:NilClass")
+            name = rows[0]["name"]
+        if params.get("branch"):
+            self.sh(f"zfs destroy  {params['pool_fs']}/{params['dataset_name']}/{params['tree']}/"
+                    f"{params['branch']}@{name}")
+        else:
+            self.sh(f"zfs destroy  {params['pool_fs']}/{params['dataset_name']}@{name}")
 
     def ve_private(self, veid: int) -> str:
         """Utils::Vps#ve_private: servers.ve_private with %{veid} filled in."""
@@ -378,7 +584,9 @@ class VpsadmindV2_0(NodeDaemon):
             if value:
                 lines.append(f"{name}: {', '.join(value) if isinstance(value, list) else value}")
         body = params.get("text_plain") or params.get("text_html")
-        text = "\n".join(lines) + "\n\n" + body.rstrip("\n") + "\n\n"
+        # mboxrd: a body line starting with (>*)From gets one more '>'
+        body = re.sub(r"^(>*From )", r">\1", body.rstrip("\n"), flags=re.MULTILINE)
+        text = "\n".join(lines) + "\n\n" + body + "\n\n"
         spool = self.node_root / SPOOL_MAIL
         spool.parent.mkdir(parents=True, exist_ok=True)
         with open(spool, "a") as f:
@@ -516,3 +724,31 @@ class RemoteControl:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+def confirmation_value(text):
+    """A row_pks / attr_changes value as the API serialized it (YAML; symbol keys `:name`
+    become plain names, times UTC)."""
+    import yaml
+
+    if text is None:
+        return None
+    value = yaml.safe_load(text)
+    if isinstance(value, dict):
+        return {str(k).lstrip(":"): v for k, v in value.items()}
+    if isinstance(value, str):
+        return value.lstrip(":")
+    return value
+
+
+def sql_value(value):
+    """Confirmations#sql_val, as a query parameter: times in UTC."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if value is True or value is False:
+        return int(value)
+    return value

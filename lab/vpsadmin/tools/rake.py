@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """rake in the vpsAdmin API checkout (/opt/vpsadminapi): `rake db:migrate [VERSION=n]` and
-`rake db:version`, as ActiveRecord 4.1 (sinatra-activerecord) runs them. Standard library
-only: it runs inside a lab node on the host's /usr/bin/python3.
+`rake db:version`, as ActiveRecord 4.1 (sinatra-activerecord) runs them, and the API's own
+tasks `vpsadmin:lifetimes:progress`, `vpsadmin:lifetimes:mail` and `vpsadmin:mail_daily_report`
+(api_tasks.py next to this file). Standard library only: it runs inside a lab node on the
+host's /usr/bin/python3.
 
 The migrations are the checkout's db/migrate/<version>_<name>.sql files (the lab's SQL
 restatement of the upstream .rb files). They go through the node's `mysql` client with the
@@ -22,7 +24,9 @@ import time
 
 if __package__:  # imported on the host (lab.vpsadmin.tools.rake)
     from lab.core.tools import toolbox
-else:  # run as a program: toolbox.py is next to it
+    from lab.vpsadmin.tools import api_tasks
+else:  # run as a program: toolbox.py and api_tasks.py are next to it
+    import api_tasks
     import toolbox
 
 RAKEFILE_NAMES = ("rakefile", "Rakefile", "rakefile.rb", "Rakefile.rb")
@@ -205,7 +209,21 @@ def db_version(root, env):
     toolbox.out(f"Current version: {max(applied_versions(config), default=0)}")
 
 
-TASKS = {"db:migrate": db_migrate, "db:version": db_version}
+def api_task(name):
+    """A task of the API's vpsadmin.rake (api_tasks.py); Ruby's exceptions abort rake."""
+    def run(root, env):
+        config = database_config(root)
+        try:
+            api_tasks.TASKS[name](config, env, toolbox.out)
+        except api_tasks.RubyError as error:
+            raise RakeAborted(error.lines()) from None
+        except api_tasks.ResourceLocked as error:
+            raise RakeAborted([f"ResourceLocked: {error}"]) from None
+    return run
+
+
+TASKS = {"db:migrate": db_migrate, "db:version": db_version,
+         **{name: api_task(name) for name in api_tasks.TASKS}}
 
 
 def main(argv):

@@ -147,13 +147,15 @@ class HitlResponder(threading.Thread):
         self.join(timeout=10)
 
 
-def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_gate=None,
-            mark_success_pattern: str | None = None, task_regex: str | None = None, adjust=None):
+def run_dag(dag_id: str, conf: dict | None, answers: dict[str, str] | None = None, on_gate=None,
+            mark_success_pattern: str | None = None, task_regex: str | None = None, adjust=None, run_after=None):
     """Run a DAG with dag.test() (tasks in this process, against the lab) and return
     (dag_run state, {task_id or task_id[label]: state}, answered gates). Tasks whose id
     matches `mark_success_pattern` are marked successful without running; with `task_regex`
     only the matching tasks and their upstream run (DAG.partial_subset); `adjust(dag)` may
-    change the parsed DAG first (e.g. retry delays)."""
+    change the parsed DAG first (e.g. retry delays). `run_after`: the run is the one the
+    schedule makes at that time (its logical date too), with the DAG's default params when
+    `conf` is None."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.session import create_session
 
@@ -164,7 +166,8 @@ def run_dag(dag_id: str, conf: dict, answers: dict[str, str] | None = None, on_g
     if adjust:
         adjust(dag)
     with HitlResponder(dag_id, answers or {}, on_gate) as responder:
-        dag_run = dag.test(run_conf=conf, mark_success_pattern=mark_success_pattern)
+        dates = {"run_after": run_after, "logical_date": run_after} if run_after else {}
+        dag_run = dag.test(run_conf=conf, mark_success_pattern=mark_success_pattern, **dates)
     with create_session() as session:
         from airflow.models.dagrun import DagRun
 

@@ -205,7 +205,7 @@ class MailOperator(ScheduledStepOperator):
     def probe(self, context) -> Plan:
         lt.raise_if(lt.check_mail([self.model], self.states, self.days))
         day = _run_day(context)
-        mailed = self.db.rows(self.statements["mailed_on"], {"prefix": self.prefix, "day": day})
+        mailed = self.db.rows(self.statements["mailed_since"], {"prefix": self.prefix, "day": day})
         if mailed:
             self.log.info("%s: %d expiration mail(s) were sent on %s already (chain %s); one mailing a day",
                           self.label, len(mailed), day.date(), ", ".join(sorted({str(m["chain_id"]) for m in mailed})))
@@ -240,7 +240,7 @@ class MailOperator(ScheduledStepOperator):
             self.log.info("[rake] %s", line)
         if not result.ok:
             raise StepError(f"rake exited {result.exit_status}:\n{result.tail(20)}")
-        mailed = self.db.rows(self.statements["mailed_on"], {"prefix": self.prefix, "day": _run_day(context)})
+        mailed = self.db.rows(self.statements["mailed_since"], {"prefix": self.prefix, "day": _run_day(context)})
         plan.details["mail_logs"] = [m["id"] for m in mailed]
         chain_ids = sorted({m["chain_id"] for m in mailed if m["chain_id"] is not None})
         if chain_ids:

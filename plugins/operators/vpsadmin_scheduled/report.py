@@ -46,7 +46,7 @@ class DailyReportOperator(ScheduledStepOperator):
             raise StepError("mail template daily_report has no recipient: add one in vpsAdmin (mail recipients of "
                             "the template); the report would go nowhere")
         day = _run_day(context)
-        sent = self.db.rows(self.statements["sent_on"], {"day": day})
+        sent = self.db.rows(self.statements["sent_since"], {"day": day})
         if sent:
             figures = self.figures(sent[0]["created_at"])
             self.log.info("%s: the report of %s was sent at %s (mail log %s): not again", self.label, day.date(),
@@ -74,7 +74,7 @@ class DailyReportOperator(ScheduledStepOperator):
             self.log.info("[rake] %s", line)
         if not result.ok:
             raise StepError(f"rake exited {result.exit_status}:\n{result.tail(20)}")
-        sent = self.db.rows(self.statements["sent_on"], {"day": _run_day(context)})
+        sent = self.db.rows(self.statements["sent_since"], {"day": _run_day(context)})
         if not sent:
             raise StepError("rake finished but no daily_report mail is logged for the day")
         plan.details.update(sent_at=str(sent[-1]["created_at"]), mail_log=sent[-1]["id"])

@@ -21,10 +21,11 @@ ORDER BY v.vps_id
 -- name: templates
 SELECT name FROM mail_templates WHERE name LIKE %(prefix)s
 
--- name: mailed_on
--- The expiration mails of one model logged on one day (UTC): the day's mailing is done.
+-- name: mailed_since
+-- The expiration mails of one model logged since 00:00 UTC of the run's day: that day's
+-- mailing is done (runs follow each other: max_active_runs 1).
 SELECT l.id, l.user_id, l.created_at, t.transaction_chain_id AS chain_id
 FROM mail_logs l INNER JOIN mail_templates mt ON mt.id = l.mail_template_id
 LEFT JOIN transactions t ON t.t_id = l.transaction_id
-WHERE mt.name LIKE %(prefix)s AND l.created_at >= %(day)s AND l.created_at < %(day)s + INTERVAL 1 DAY
+WHERE mt.name LIKE %(prefix)s AND l.created_at >= %(day)s
 ORDER BY l.id

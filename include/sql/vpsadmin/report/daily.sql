@@ -9,11 +9,12 @@ LEFT JOIN mail_template_recipients mtr ON mtr.mail_template_id = mt.id
 LEFT JOIN mail_recipients r ON r.id = mtr.mail_recipient_id
 WHERE mt.name = 'daily_report'
 
--- name: sent_on
+-- name: sent_since
+-- Reports logged since 00:00 UTC of the run's day: that day's report is out.
 SELECT l.id, l.created_at, l.`to`, t.transaction_chain_id AS chain_id
 FROM mail_logs l INNER JOIN mail_templates mt ON mt.id = l.mail_template_id
 LEFT JOIN transactions t ON t.t_id = l.transaction_id
-WHERE mt.name = 'daily_report' AND l.created_at >= %(day)s AND l.created_at < %(day)s + INTERVAL 1 DAY
+WHERE mt.name = 'daily_report' AND l.created_at >= %(day)s
 ORDER BY l.id
 
 -- name: now

@@ -1517,8 +1517,7 @@ def snapshot_in_pool_destroy(c, sip):
     """The SnapshotInPool half (a SnapshotInPoolInBranch never reaches it from lifetimes)."""
     api = c.api
     c.lock(sip)
-    api.update_columns(sip, {"confirmed": CONFIRM_DESTROY}) if not api.db.has_column(
-        "snapshot_in_pools", "updated_at") else api.save(sip, {"confirmed": CONFIRM_DESTROY})
+    api.save(sip, {"confirmed": CONFIRM_DESTROY})
     cleanup = api.db.scalar(
         f"SELECT COUNT(*) FROM snapshots s INNER JOIN snapshot_in_pools sip ON sip.snapshot_id = s.id "
         f"WHERE s.id = {sip['snapshot_id']} AND sip.confirmed != {CONFIRM_DESTROY}") == 0

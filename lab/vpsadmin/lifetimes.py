@@ -284,6 +284,29 @@ def install_mail_templates(conn, names: list[str] | None = None) -> list[str]:
     return done
 
 
+def finish_short_upgrade(lab) -> None:
+    """What the upgrade does and tests/lab/v2_0_cluster.py's short way does not, that the
+    lifetime chains need: every server in the (first) environment, as api.populate-servers
+    puts them (Vps::SoftDelete and Vps::Destroy look up cluster resources by the VPS's
+    environment: without one the API raises NoMethodError and rake aborts), and
+    /var/vpsadmin/mounts on the hypervisors, as nodes.mounts-dir makes it (Vps::Destroy
+    rewrites a VPS's mounts there)."""
+    import MySQLdb
+
+    from lab.core.topology import HOSTS
+
+    conn = MySQLdb.connect(db=lab.cfg.vpsadmin_db, charset="utf8mb4", **lab.cfg.mysql_kwargs())
+    try:
+        _exec(conn, "UPDATE servers SET environment_id = (SELECT MIN(id) FROM environments) "
+                    "WHERE environment_id IS NULL OR environment_id NOT IN (SELECT id FROM environments)")
+        conn.commit()
+    finally:
+        conn.close()
+    for h in HOSTS:
+        if h.server and h.server["server_type"] == "node":
+            (Path(lab.node_root(h.name)) / "var/vpsadmin/mounts").mkdir(parents=True, exist_ok=True)
+
+
 # -- at scale ------------------------------------------------------------------------------
 
 def seed_lifetimes_at_scale(conn, as_of: datetime, fraction: float) -> dict[str, int]:

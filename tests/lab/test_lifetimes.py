@@ -28,9 +28,9 @@ DAY = dt.timedelta(days=1)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A seeded world with ZFS pools brought to 2.0 (tests/lab/v2_0_cluster.py), its servers
-    in the environment and /var/vpsadmin/mounts on the hypervisors (as the upgrade's
-    api.populate-servers and nodes.mounts-dir do), the mail templates inserted as the
-    upgrade's mail.templates step inserts them, then lifetimes.seed_lifetimes."""
+    in the environment and /var/vpsadmin/mounts on the hypervisors (lifetimes.
+    finish_short_upgrade), the mail templates inserted as the upgrade's mail.templates step
+    inserts them, then lifetimes.seed_lifetimes."""
     from lab import Lab
     from lab.core.config import free_port
     from tests.lab.v2_0_cluster import upgrade_to_v2_0
@@ -44,9 +44,7 @@ def world(tmp_path_factory):
             for name, value in lab.env().items():
                 mp.setenv(name, value)
             upgrade_to_v2_0(lab)
-        query(lab, "UPDATE servers SET environment_id = (SELECT MIN(id) FROM environments)")
-        for node in ("node1", "node2"):
-            (lab.node_root(node) / "var/vpsadmin/mounts").mkdir(parents=True, exist_ok=True)
+        lifetimes.finish_short_upgrade(lab)
         with closing(db_conn(lab)) as conn:
             assert "daily_report" in lifetimes.install_mail_templates(conn)
             as_of = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)

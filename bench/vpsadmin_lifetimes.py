@@ -62,6 +62,7 @@ def to_v2_0(lab, fraction: float) -> None:
     for host in HOSTS:
         if host.server:
             ssh(lab, host.name, "cd /opt/vpsadmind && git pull -q")
+    lifetimes.finish_short_upgrade(lab)
     with closing(db_conn(lab)) as conn:
         lifetimes.install_mail_templates(conn)
         counts = lifetimes.seed_lifetimes_at_scale(conn, datetime.now(UTC).replace(tzinfo=None), fraction)

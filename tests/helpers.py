@@ -321,7 +321,7 @@ class AirflowApiServer:
         from lab.core.config import free_port
 
         self.monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
-        self.monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "airlift-tests-only")
+        self.monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "airlift-tests-only-" + "x" * 64)
         from airflow.api_fastapi.app import create_app, purge_cached_app
 
         purge_cached_app()

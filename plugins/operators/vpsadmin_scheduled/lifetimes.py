@@ -37,7 +37,7 @@ class ScheduledStepOperator(VpsAdminStepOperator):
         self.api_host, self.max_changes = api_host, max_changes
 
     def host(self) -> str:
-        host = self.api_host or self.nodes.default_host()
+        host = self.api_host or self.nodes.default_host
         lt.raise_if(check_address("api_host", host))
         return host
 

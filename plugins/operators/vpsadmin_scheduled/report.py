@@ -48,7 +48,7 @@ class DailyReportOperator(ScheduledStepOperator):
         day = _run_day(context)
         sent = self.db.rows(self.statements["sent_since"], {"day": day})
         if sent:
-            figures = self.figures(sent[0]["created_at"])
+            figures = self.figures(sent[0]["created_at"], sent[0]["chain_id"])
             self.log.info("%s: the report of %s was sent at %s (mail log %s): not again", self.label, day.date(),
                           sent[0]["created_at"], sent[0]["id"])
             return Plan(details={"day": str(day.date()), "sent_at": str(sent[0]["created_at"]), "figures": figures})
@@ -56,9 +56,10 @@ class DailyReportOperator(ScheduledStepOperator):
         return Plan([f"send daily_report to {', '.join(addresses)} (rake vpsadmin:mail_daily_report)"],
                     details={"day": str(day.date()), "figures": self.figures(now)})
 
-    def figures(self, t: datetime) -> dict[str, int]:
+    def figures(self, t: datetime, chain_id: int | None = None) -> dict[str, int]:
+        """The figures as the report counts them at `t` while building its chain `chain_id`."""
         since = int((t - timedelta(days=1)).replace(tzinfo=UTC).timestamp())
-        row = self.db.rows(self.statements["figures"], {"t": t, "since_unix": since})[0]
+        row = self.db.rows(self.statements["figures"], {"t": t, "since_unix": since, "chain_id": chain_id or 0})[0]
         return {name: int(row[name]) for name, _ in FIGURES}
 
     def execute(self, context) -> dict:
@@ -77,7 +78,7 @@ class DailyReportOperator(ScheduledStepOperator):
         sent = self.db.rows(self.statements["sent_since"], {"day": _run_day(context)})
         if not sent:
             raise StepError("rake finished but no daily_report mail is logged for the day")
-        plan.details.update(sent_at=str(sent[-1]["created_at"]), mail_log=sent[-1]["id"])
+        plan.details.update(sent_at=str(sent[-1]["created_at"]), mail_log=sent[-1]["id"], chain_id=sent[-1]["chain_id"])
         if sent[-1]["chain_id"] is not None:
             self.wait_for_chains(plan, [sent[-1]["chain_id"]])
         return self.chains_done(context, plan, {})
@@ -86,7 +87,8 @@ class DailyReportOperator(ScheduledStepOperator):
         failed = {chain: state for chain, state in chains.items() if state != "done"}
         if failed:
             raise StepError(f"the report's chain did not finish: {failed}")
-        return {"figures": self.figures(datetime.fromisoformat(plan.details["sent_at"])), "chains": chains}
+        return {"figures": self.figures(datetime.fromisoformat(plan.details["sent_at"]), plan.details["chain_id"]),
+                "chains": chains}
 
     def execute_complete(self, context, event: dict | None = None, **kwargs) -> dict:
         record = super().execute_complete(context, event, **kwargs)

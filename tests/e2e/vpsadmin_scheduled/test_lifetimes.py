@@ -61,6 +61,7 @@ def world(tmp_path_factory):
         os.environ.update(lab.env())
         wait_for_empty_queue(lab)
         upgrade_to_v2_0(lab)
+        lifetimes.finish_short_upgrade(lab)
         with closing(db_conn(lab)) as conn:
             lifetimes.install_mail_templates(conn)
             cases = lifetimes.seed_lifetimes(conn, datetime.now(UTC).replace(tzinfo=None))
@@ -93,6 +94,17 @@ def objects(lab) -> dict[tuple[str, int], tuple[str, datetime | None]]:
     return {(cls, i): (STATES[state], expires) for cls, i, state, expires in rows}
 
 
+def running(lab) -> set[int]:
+    """The containers running on the hypervisors (`vzlist -H -o ctid`)."""
+    from lab.core.nodes import run_in_node
+
+    ids = set()
+    for node in ("node1", "node2"):
+        result = run_in_node(lab.node_root(node), "vzlist -H -o ctid")
+        ids |= {int(word) for word in result.stdout.decode().split()}
+    return ids
+
+
 def mail_logs(lab, since_id: int = 0) -> Counter:
     """(template, user id) of the mails logged after mail_logs.id `since_id`."""
     return Counter(query(lab, "SELECT t.name, l.user_id FROM mail_logs l INNER JOIN mail_templates t "
@@ -123,16 +135,18 @@ def expected_run(lab, cases) -> tuple[dict, Counter]:
         if cls == "User" and case.state == "active" and days < -GRACE:
             moves[cls, object_id] = "suspended"
             mails["user_suspend", user] += 1
+        # User::SoftDelete and User::HardDelete take the user's VPSes along; 2.0.0 compares
+        # object_state with the states' names, which MySQL reads as 0: only the active ones
         elif cls == "User" and case.state == "suspended":
             moves[cls, object_id] = "soft_delete"
             mails["user_soft_delete", user] += 1
-            for vps_id in vps_of.get(object_id, []):  # User::SoftDelete takes the VPSes along
-                if before["Vps", vps_id][0] in ("active", "suspended"):
+            for vps_id in vps_of.get(object_id, []):
+                if before["Vps", vps_id][0] == "active":
                     moves["Vps", vps_id] = "soft_delete"
         elif cls == "User" and case.state == "soft_delete":
             moves[cls, object_id] = "hard_delete"
-            for vps_id in vps_of.get(object_id, []):  # User::HardDelete destroys them
-                if before["Vps", vps_id][0] != "hard_delete":
+            for vps_id in vps_of.get(object_id, []):
+                if before["Vps", vps_id][0] == "active":
                     moves["Vps", vps_id] = "hard_delete"
         elif cls == "Vps":
             moves[cls, object_id] = STATES[STATES.index(case.state) + 1]
@@ -168,7 +182,9 @@ def test_the_scheduled_run_moves_exactly_the_expected_objects_and_mails_their_ow
 
     lab, cases = world
     locked_vps = cases["vps_suspended_expired"][1]
+    running_before = running(lab)
     moves, mails = expected_run(lab, cases)
+    assert len(moves) >= 8 and sum(mails.values()) >= 7, "every kind of move and mail is in the world"
     before, last_mail = objects(lab), scalar(lab, "SELECT COALESCE(MAX(id), 0) FROM mail_logs")
     spooled = len(delivered(lab))
     # another chain holds one of the VPSes: it must wait for the next run, the DAG not fail
@@ -196,6 +212,12 @@ def test_the_scheduled_run_moves_exactly_the_expected_objects_and_mails_their_ow
         elif cls == "Vps" and (cls, object_id) in cases.values():
             assert started + timedelta(days=VPS_NEW) <= expires <= datetime.now(UTC).replace(
                 tzinfo=None) + timedelta(days=VPS_NEW), (object_id, expires)
+    # suspended users' VPSes, and every VPS that left `active`, are stopped; the others run on
+    stopped = {i for (cls, i), new in moves.items() if cls == "Vps"} | {
+        vps_id for (vps_id,) in query(lab, "SELECT vps_id FROM vps WHERE m_id IN %s", (
+            tuple(i for (cls, i), new in moves.items() if cls == "User" and new == "suspended") or (0,),))}
+    assert stopped & running_before, "the run stops VPSes that were running"
+    assert running(lab) == running_before - stopped
     assert mail_logs(lab, last_mail) == mails
     assert len(delivered(lab)) - spooled == sum(mails.values()), "every logged mail was delivered"
     off = [i for name, (cls, i) in cases.items() if name.endswith("mailer_off")]
@@ -227,8 +249,10 @@ def test_the_daily_report_goes_out_once_with_the_databases_figures(world, monkey
     assert state == "success", tis
     reports = delivered(lab)[spooled:]
     assert len(reports) == 1 and reports[0]["to"] == [REPORT_RECIPIENT[1]]
-    sent_at = scalar(lab, "SELECT l.created_at FROM mail_logs l INNER JOIN mail_templates t ON t.id = "
-                          "l.mail_template_id WHERE t.name = 'daily_report' ORDER BY l.id DESC LIMIT 1")
+    sent_at, chain = query(lab, "SELECT l.created_at, t.transaction_chain_id FROM mail_logs l "
+                                "INNER JOIN mail_templates mt ON mt.id = l.mail_template_id "
+                                "INNER JOIN transactions t ON t.t_id = l.transaction_id "
+                                "WHERE mt.name = 'daily_report' ORDER BY l.id DESC LIMIT 1")[0]
     window = "DATE_ADD(%s, INTERVAL 1 DAY) >= %%s"
     expected = {
         "New users": scalar(lab, f"SELECT COUNT(*) FROM members WHERE object_state = 0 AND {window % 'created_at'}",
@@ -239,17 +263,21 @@ def test_the_daily_report_goes_out_once_with_the_databases_figures(world, monkey
         "Suspended VPSes": changed_count(lab, "Vps", 1, sent_at),
         "Soft-deleted VPSes": changed_count(lab, "Vps", 2, sent_at),
         "Hard-deleted VPSes": changed_count(lab, "Vps", 3, sent_at),
+        # counted while the report's own chain was being built: its mail was not done yet
         "Transactions done": scalar(lab, "SELECT COUNT(*) FROM transactions WHERE t_done = 1 AND "
-                                         "DATE_ADD(created_at, INTERVAL 1 DAY) > %s", (sent_at,)),
+                                         "DATE_ADD(created_at, INTERVAL 1 DAY) > %s AND transaction_chain_id <> %s",
+                                    (sent_at, chain)),
         "Transactions failed": scalar(lab, "SELECT COUNT(*) FROM transactions WHERE t_done = 1 AND t_success = 0 "
-                                           "AND DATE_ADD(created_at, INTERVAL 1 DAY) > %s", (sent_at,)),
+                                           "AND DATE_ADD(created_at, INTERVAL 1 DAY) > %s "
+                                           "AND transaction_chain_id <> %s", (sent_at, chain)),
     }
     body = dict(line.split(": ", 1) for line in reports[0]["body"].splitlines() if ": " in line)
     assert {k: int(body[k]) for k in expected} == expected
     assert expected["Suspended VPSes"] > 0 and expected["Transactions done"] > 0, "the lifetimes run is in it"
     figures = record(REPORT, "report_daily")["figures"]
-    assert figures["vps_suspended"] == expected["Suspended VPSes"]
-    assert figures["transactions_failed"] == expected["Transactions failed"]
+    assert {k: figures[k] for k in ("users_new", "vps_suspended", "transactions_done", "transactions_failed")} == {
+        "users_new": expected["New users"], "vps_suspended": expected["Suspended VPSes"],
+        "transactions_done": expected["Transactions done"], "transactions_failed": expected["Transactions failed"]}
     assert f"| VPSes suspended | {expected['Suspended VPSes']} |" in run_note(REPORT)
 
     # a second run that day sends nothing

@@ -1,7 +1,8 @@
 -- Step report.daily: the daily report's recipients, whether today's was sent, and its figures
 -- as `vpsadmin:mail_daily_report` counts them (models/transaction_chains/mail/daily_report.rb:
--- the day before %(t)s, the time the report was made), plus the day's payments, which the 2.0
--- report leaves out.
+-- the day before %(t)s, the time the report was made, while its own chain %(chain_id)s was
+-- being built: that chain counts among all chains, its mail not yet as done), plus the day's
+-- payments, which the 2.0 report leaves out.
 
 -- name: recipients
 SELECT mt.id AS template_id, r.`to`, r.cc, r.bcc FROM mail_templates mt
@@ -40,11 +41,11 @@ SELECT
      WHERE v.object_state = 3 AND s.state = 3 AND DATE_ADD(s.created_at, INTERVAL 1 DAY) >= %(t)s) AS vps_hard_deleted,
   (SELECT COUNT(*) FROM members_payments WHERE `timestamp` >= %(since_unix)s) AS payments,
   (SELECT COUNT(*) FROM transaction_chains WHERE DATE_ADD(created_at, INTERVAL 1 DAY) >= %(t)s) AS chains_total,
-  (SELECT COUNT(*) FROM transaction_chains WHERE state = 2
+  (SELECT COUNT(*) FROM transaction_chains WHERE state = 2 AND id <> %(chain_id)s
      AND DATE_ADD(created_at, INTERVAL 1 DAY) >= %(t)s) AS chains_done,
-  (SELECT COUNT(*) FROM transaction_chains WHERE state >= 4
+  (SELECT COUNT(*) FROM transaction_chains WHERE state >= 4 AND id <> %(chain_id)s
      AND DATE_ADD(created_at, INTERVAL 1 DAY) >= %(t)s) AS chains_failed,
-  (SELECT COUNT(*) FROM transactions WHERE t_done = 1
+  (SELECT COUNT(*) FROM transactions WHERE t_done = 1 AND transaction_chain_id <> %(chain_id)s
      AND DATE_ADD(created_at, INTERVAL 1 DAY) > %(t)s) AS transactions_done,
-  (SELECT COUNT(*) FROM transactions WHERE t_done = 1 AND t_success = 0
+  (SELECT COUNT(*) FROM transactions WHERE t_done = 1 AND t_success = 0 AND transaction_chain_id <> %(chain_id)s
      AND DATE_ADD(created_at, INTERVAL 1 DAY) > %(t)s) AS transactions_failed

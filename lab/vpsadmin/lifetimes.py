@@ -312,8 +312,8 @@ def finish_short_upgrade(lab) -> None:
 def seed_lifetimes_at_scale(conn, as_of: datetime, fraction: float) -> dict[str, int]:
     """Put about `fraction` of the users and of the (other users') VPSes into CASES, in bulk
     (a 20k-user / 100k-VPS world takes a second): user m_id or vps_id hashed (Knuth's
-    multiplicative hash) below the fraction is picked, the case is the id modulo the number of
-    cases of its class (a user owning a `private` dataset is left out of the hard-delete case,
+    multiplicative hash) below the fraction is picked, the case is another hash of the id
+    modulo the number of cases of its class (a user owning a `private` dataset is left out of the hard-delete case,
     as in seed_lifetimes). VPSes of picked users follow them (soft_delete with a soft-deleted
     user); other users and VPSes lose their expiration. Returns {case: objects}."""
     as_of = as_of.replace(microsecond=0)
@@ -323,17 +323,22 @@ def seed_lifetimes_at_scale(conn, as_of: datetime, fraction: float) -> dict[str,
 
     def hashed(col: str) -> str:
         return f"((({col}) * 2654435761) % 4294967296) % 1000 < {limit}"
+
+    def case_of(col: str, n: int) -> str:
+        # another hash: the picked ids share their residues modulo 8 (the one above keeps
+        # them), so `id % n` would give all of them one or two cases
+        return f"((({col}) * 2246822519) % 4294967296) DIV 65536 % {n}"
     cur = conn.cursor()
     cur.execute("DROP TEMPORARY TABLE IF EXISTS lab_lifetime_cases")
     cur.execute("CREATE TEMPORARY TABLE lab_lifetime_cases (cls VARCHAR(8), row_id INT, ncase INT, "
                 "PRIMARY KEY (cls, row_id), KEY (cls, ncase))")
-    cur.execute(f"INSERT INTO lab_lifetime_cases SELECT 'User', m_id, m_id % {len(user_cases)} FROM members "
+    cur.execute(f"INSERT INTO lab_lifetime_cases SELECT 'User', m_id, {case_of('m_id', len(user_cases))} FROM members "
                 f"WHERE m_level < 90 AND object_state != 3 AND {hashed('m_id')}")
     # the hard-delete case never goes to an owner of a reserved-name dataset (see pick)
     hard = next(n for n, c in enumerate(user_cases) if c.state == "soft_delete" and c.days is not None and c.days < 0)
     cur.execute("DELETE c FROM lab_lifetime_cases c INNER JOIN datasets d ON d.user_id = c.row_id "
                 f"WHERE c.ncase = {hard} AND d.name IN ('private', 'vpsadmin')")
-    cur.execute(f"INSERT INTO lab_lifetime_cases SELECT 'Vps', v.vps_id, v.vps_id % {len(vps_cases)} FROM vps v "
+    cur.execute(f"INSERT INTO lab_lifetime_cases SELECT 'Vps', v.vps_id, {case_of('v.vps_id', len(vps_cases))} FROM vps v "
                 "LEFT JOIN lab_lifetime_cases c ON c.cls = 'User' AND c.row_id = v.m_id "
                 f"WHERE c.row_id IS NULL AND v.object_state != 3 AND {hashed('v.vps_id')}")
     cur.execute("UPDATE members SET expiration_date = NULL")

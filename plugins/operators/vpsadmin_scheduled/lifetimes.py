@@ -30,11 +30,10 @@ class ScheduledStepOperator(VpsAdminStepOperator):
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "api_host", "max_changes")
     uses_step_sql = True
     chain_timeout = 6 * 3600.0
-    poll_interval = 5.0
 
-    def __init__(self, *, api_host: str = "", max_changes=500, **kwargs):
+    def __init__(self, *, api_host: str = "", max_changes=500, poll_interval: float = 5.0, **kwargs):
         super().__init__(**kwargs)
-        self.api_host, self.max_changes = api_host, max_changes
+        self.api_host, self.max_changes, self.poll_interval = api_host, max_changes, poll_interval
 
     def host(self) -> str:
         host = self.api_host or self.nodes.default_host

@@ -301,3 +301,42 @@ def run_note(dag_id: str) -> str:
     with create_session() as session:
         run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc())).first()
         return run.note or ""
+
+
+@pytest.mark.parametrize("fault", ["worker killed", "ssh cut"])
+def test_a_progress_step_survives_a_killed_worker_and_a_cut_connection(world, fault):
+    """The step that destroys (progress-vps: hard_delete) with its rake job under a fault: the
+    retry attaches to the job or takes its result; rake runs once and each VPS moves once."""
+    from lab.vpsadmin.lifetimes import travel
+    from operators.vpsadmin_scheduled.lifetimes import ProgressOperator
+    from tests.e2e.vpsadmin_upgrade_v2.test_faults import cut_ssh_during, job_starts, kill_worker_during, run_step
+    from tests.helpers import detached_step, node_shim, step_context
+
+    lab, _ = world
+    with closing(db_conn(lab)) as conn:
+        travel(conn, 8)  # the VPSes the earlier runs moved expire again
+    due = {i for (i,) in query(lab, "SELECT vps_id FROM vps WHERE expiration_date < UTC_TIMESTAMP() "
+                                    "AND object_state <> 3")}
+    assert len(due) >= 3
+    last_log = scalar(lab, "SELECT MAX(id) FROM object_states")
+    counter = node_shim(lab, "vpsadmin", "rake", "sleep 3")
+
+    def step():
+        return detached_step(ProgressOperator, step="lifetimes.progress-vps", objects=["Vps"],
+                             new_expiration=VPS_NEW * 86400, poll_interval=0.5)
+
+    op, context = step(), step_context(run_id=f"fault_progress_{fault.replace(' ', '_')}")
+    starts = job_starts(lab, "vpsadmin", op, context) if fault == "ssh cut" else 0  # one job key for both
+    if fault == "worker killed":
+        kill_worker_during(lab, "vpsadmin", op, context)
+        record = None
+    else:
+        record = cut_ssh_during(lab, "vpsadmin", op, context)
+    record = record or run_step(step(), context)  # the retry
+    assert record["applied"] and job_starts(lab, "vpsadmin", op, context) == starts + 1, \
+        "rake with EXECUTE=yes ran once"
+    assert counter.exists()
+    logs = Counter(i for (i,) in query(lab, "SELECT row_id FROM object_states WHERE class_name = 'Vps' AND id > %s",
+                                       (last_log,)))
+    assert set(logs) == due and set(logs.values()) == {1}, "every due VPS moved, each once"
+    assert not query(lab, "SELECT vps_id FROM vps WHERE expiration_date < UTC_TIMESTAMP() AND object_state <> 3")

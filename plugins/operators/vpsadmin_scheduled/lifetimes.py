@@ -95,6 +95,7 @@ class ProgressOperator(ScheduledStepOperator):
 
     def probe(self, context) -> Plan:
         command = self.command(execute=False)  # refuses bad settings before anything runs
+        self.log.info("%s: %s (dry run: the plan)", self.label, command)
         result = self.nodes.run(self.host(), command, check=False, timeout=1800)
         if not result.ok:
             raise StepError(f"`{command}` exited {result.exit_status}:\n{result.tail(20)}")
@@ -116,7 +117,9 @@ class ProgressOperator(ScheduledStepOperator):
         return Plan(changes, details={"planned": planned})
 
     def apply(self, context, plan: Plan) -> dict | None:
-        return self.remote_job(context, self.nodes, self.host(), self.command(execute=True), [], plan)
+        command = self.command(execute=True)
+        self.log.info("%s: %s", self.label, command)
+        return self.remote_job(context, self.nodes, self.host(), command, [], plan)
 
     def job_done(self, context, plan: Plan, result) -> dict | None:
         for line in result.stdout.splitlines():
@@ -232,6 +235,7 @@ class MailOperator(ScheduledStepOperator):
 
     def apply(self, context, plan: Plan) -> dict | None:
         command = lt.mail_command([self.model], self.states, self.days)
+        self.log.info("%s: %s", self.label, command)
         return self.remote_job(context, self.nodes, self.host(), command, [], plan)
 
     def job_done(self, context, plan: Plan, result) -> dict | None:

@@ -177,10 +177,13 @@ def test_plan_mode_lists_what_a_run_would_do_and_changes_nothing(world):
     assert len(mailed) == sum(n for (t, _), n in mails.items() if t == "expiration_user_active")
 
 
-def test_the_scheduled_run_moves_exactly_the_expected_objects_and_mails_their_owners(world):
+def test_the_scheduled_run_moves_exactly_the_expected_objects_and_mails_their_owners(world, capfd):
     from lab.vpsadmin.lifetimes import mails as delivered
+    from tests.helpers import lab_secrets, run_artifacts, secret_holders
 
     lab, cases = world
+    secrets = lab_secrets(lab)
+    holders = secret_holders(lab, secrets)
     locked_vps = cases["vps_suspended_expired"][1]
     running_before = running(lab)
     moves, mails = expected_run(lab, cases)
@@ -220,6 +223,12 @@ def test_the_scheduled_run_moves_exactly_the_expected_objects_and_mails_their_ow
     assert running(lab) == running_before - stopped
     assert mail_logs(lab, last_mail) == mails
     assert len(delivered(lab)) - spooled == sum(mails.values()), "every logged mail was delivered"
+    # no secret in the run's logs or XComs, and no new file on a node holds one
+    output = capfd.readouterr()
+    shown = output.out + output.err + run_artifacts(LIFETIMES)
+    assert "rake vpsadmin:lifetimes:progress" in shown and "EXECUTE=yes" in shown, "the logs were read"
+    assert [name for name, value in secrets.items() if value in shown] == []
+    assert secret_holders(lab, secrets) == holders
     off = [i for name, (cls, i) in cases.items() if name.endswith("mailer_off")]
     assert not [m for m in delivered(lab)[spooled:] if any(str(i) in m["subject"] for i in off)]
 

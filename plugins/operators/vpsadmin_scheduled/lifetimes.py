@@ -36,14 +36,17 @@ class ScheduledStepOperator(VpsAdminStepOperator):
         self.api_host, self.max_changes, self.poll_interval = api_host, max_changes, poll_interval
 
     def host(self) -> str:
+        """The API host, checked (a trigger-form value that reaches ssh)."""
         host = self.api_host or self.nodes.default_host
-        lt.raise_if(check_address("api_host", host))
+        errors = check_address("api_host", host)
+        limit = self.max_changes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            errors.append(f"max_changes {limit!r} is not a number of objects (1 or more)")
+        lt.raise_if(errors)
         return host
 
     def check_size(self, count: int) -> None:
         limit = self.max_changes
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise StepError(f"max_changes {limit!r} is not a number of objects (1 or more)")
         if count > limit:
             raise StepError(f"{count} objects would change, more than max_changes ({limit}): nothing was changed. "
                             "Check the cluster's clock and the expiration dates; to go on, run with a higher "
@@ -94,9 +97,9 @@ class ProgressOperator(ScheduledStepOperator):
                                    execute=execute)
 
     def probe(self, context) -> Plan:
-        command = self.command(execute=False)  # refuses bad settings before anything runs
+        command, host = self.command(execute=False), self.host()  # bad settings refused before anything runs
         self.log.info("%s: %s (dry run: the plan)", self.label, command)
-        result = self.nodes.run(self.host(), command, check=False, timeout=1800)
+        result = self.nodes.run(host, command, check=False, timeout=1800)
         if not result.ok:
             raise StepError(f"`{command}` exited {result.exit_status}:\n{result.tail(20)}")
         selected = lt.parse_progress(result.stdout)
@@ -206,6 +209,7 @@ class MailOperator(ScheduledStepOperator):
 
     def probe(self, context) -> Plan:
         lt.raise_if(lt.check_mail([self.model], self.states, self.days))
+        self.host()
         day = _run_day(context)
         mailed = self.db.rows(self.statements["mailed_since"], {"prefix": self.prefix, "day": day})
         if mailed:

@@ -36,6 +36,7 @@ class DailyReportOperator(ScheduledStepOperator):
         super().__init__(**kwargs)
 
     def probe(self, context) -> Plan:
+        self.host()  # refused before anything when the trigger form's api_host is not a host
         recipients = self.db.rows(self.statements["recipients"])
         if not recipients:
             raise StepError("mail template daily_report does not exist: create it (the upgrade's mail.templates "

@@ -174,3 +174,27 @@ def test_the_swap_refuses_settings_that_name_another_database():
                                                    "'vpsadmin'; nothing is swapped or dropped"):
         swap_step(db, settings_database="mysql").execute(step_context())
     assert db.statements == []
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("api_host", "1.2.3.4; rm -rf /"),
+    ("api_host", "-oProxyCommand=touch /tmp/x"),
+    ("reason", "expired\nEXECUTE=yes"),
+    ("grace", "1209600; reboot"),
+    ("new_expiration", -1),
+    ("max_changes", 0),
+])
+def test_a_lifetimes_step_refuses_hostile_settings_before_any_command(field, value):
+    """The trigger form's values reach rake's command line: refused (not retried) before a
+    command runs, naming the value."""
+    from operators.vpsadmin_scheduled.lifetimes import ProgressOperator
+
+    settings = {"grace": 14 * 86400, "new_expiration": 14 * 86400, "reason": "Your account has expired.",
+                "api_host": "127.0.1.2", field: value}
+    op = detached_step(ProgressOperator, step="lifetimes.suspend-users", objects=["User"], states=["active"],
+                       **settings)
+    nodes = RecordingNodes()
+    op.__dict__["nodes"] = nodes
+    with pytest.raises(AirflowFailException, match=re.escape(repr(value)) if field != "max_changes" else "max_changes"):
+        op.execute(step_context())
+    assert nodes.commands == []

@@ -140,3 +140,29 @@ def test_parsing_loads_no_heavy_driver():
                          cwd=ROOT, env={**os.environ,
                                         "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}:{ROOT / 'dags'}"})
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_scheduled_dags_run_daily_and_start_paused(dagbag):
+    """They replace cron jobs: daily at the deployment's hours, no catch-up of missed days,
+    paused until the upgrade unpauses them (on a 1.22 cluster they would fail)."""
+    schedules = {dag_id: (dagbag.dags[dag_id].timetable.expression, dagbag.dags[dag_id].is_paused_upon_creation,
+                          dagbag.dags[dag_id].params["dry_run"]) for dag_id in ("vpsadmin_lifetimes", "vpsadmin_daily_report")}
+    assert schedules == {"vpsadmin_lifetimes": ("0 3 * * *", True, False),
+                         "vpsadmin_daily_report": ("0 7 * * *", True, False)}
+    steps = [t.doc_md.splitlines()[-1] for t in dagbag.dags["vpsadmin_lifetimes"].tasks if t.task_id.startswith(
+        "lifetimes.") and not t.task_id.endswith(".report")]
+    assert steps == [f"Runbook step: {s}" for s in step_ids("vpsadmin-v2.0", "vpsadmin_lifetimes")], "the runbook's order"
+    order = [t.task_id for t in dagbag.dags["vpsadmin_lifetimes"].topological_sort()]
+    assert [t for t in order if t.startswith("lifetimes.") and not t.endswith(".report")] == [
+        "lifetimes.mail_users", "lifetimes.mail_vps", "lifetimes.suspend_users", "lifetimes.delete_users",
+        "lifetimes.progress_vps", "lifetimes.progress_other"]
+
+
+def test_the_schedule_hour_is_a_deployment_setting(monkeypatch):
+    from airlift.settings import daily_at
+
+    monkeypatch.setenv("AIRFLOW__AIRLIFT__LIFETIMES_HOUR", "22")
+    assert daily_at("lifetimes_hour", 3) == "0 22 * * *"
+    monkeypatch.setenv("AIRFLOW__AIRLIFT__LIFETIMES_HOUR", "25")
+    with pytest.raises(ValueError, match="expected an hour"):
+        daily_at("lifetimes_hour", 3)

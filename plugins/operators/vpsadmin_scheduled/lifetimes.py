@@ -205,7 +205,8 @@ class MailOperator(ScheduledStepOperator):
     @property
     def prefix(self) -> str:
         """LIKE pattern of the model's expiration templates (`_` escaped)."""
-        return f"expiration\\_{lt.MODELS[self.model].underscore.replace('_', chr(92) + '_')}\\_%"
+        model = lt.MODELS[self.model].underscore.replace("_", r"\_")
+        return rf"expiration\_{model}\_%"
 
     def probe(self, context) -> Plan:
         lt.raise_if(lt.check_mail([self.model], self.states, self.days))

@@ -52,6 +52,23 @@ class ScheduledStepOperator(VpsAdminStepOperator):
                             "Check the cluster's clock and the expiration dates; to go on, run with a higher "
                             "max_changes.")
 
+    def rake_command(self) -> str:
+        """The checked, quoted shell line of the step's rake task (vpsadmin/lifetimes.py)."""
+        raise NotImplementedError
+
+    def apply(self, context, plan: Plan) -> dict | None:
+        command = self.rake_command()
+        self.log.info("%s: %s", self.label, command)
+        return self.remote_job(context, self.nodes, self.host(), command, [], plan)
+
+    def rake_output(self, result, after_failure: str = "") -> str:
+        """rake's output, logged line by line; a failed rake fails the step."""
+        for line in result.stdout.splitlines():
+            self.log.info("[rake] %s", line)
+        if not result.ok:
+            raise StepError(f"rake exited {result.exit_status}{after_failure}:\n{result.tail(20)}")
+        return result.stdout
+
     def wait_for_chains(self, plan: Plan, chain_ids: list[int]) -> None:
         """Defers until the chains are final (TransactionChainsTrigger); resume() gets them."""
         from triggers.vpsadmin import TransactionChainsTrigger
@@ -119,18 +136,13 @@ class ProgressOperator(ScheduledStepOperator):
         self.check_size(len(changes))
         return Plan(changes, details={"planned": planned})
 
-    def apply(self, context, plan: Plan) -> dict | None:
-        command = self.command(execute=True)
-        self.log.info("%s: %s", self.label, command)
-        return self.remote_job(context, self.nodes, self.host(), command, [], plan)
+    def rake_command(self) -> str:
+        return self.command(execute=True)
 
     def job_done(self, context, plan: Plan, result) -> dict | None:
-        for line in result.stdout.splitlines():
-            self.log.info("[rake] %s", line)
-        if not result.ok:
-            raise StepError(f"rake exited {result.exit_status}; the objects it reached before are in their new "
-                            f"state, the next run takes the rest:\n{result.tail(20)}")
-        selected, started = lt.parse_progress(result.stdout), _rake_time(result.stdout)
+        output = self.rake_output(result, "; the objects it reached before are in their new state, the next run "
+                                          "takes the rest")
+        selected, started = lt.parse_progress(output), _rake_time(output)
         moved = {name: [i for i in found["ids"] if i not in found["locked"]] for name, found in selected.items()}
         plan.details.update(moved=moved, locked={n: f["locked"] for n, f in selected.items() if f["locked"]},
                             started=started.isoformat() if started else None)
@@ -211,7 +223,7 @@ class MailOperator(ScheduledStepOperator):
     def probe(self, context) -> Plan:
         lt.raise_if(lt.check_mail([self.model], self.states, self.days))
         self.host()
-        day = _run_day(context)
+        day = run_day(context)
         mailed = self.db.rows(self.statements["mailed_since"], {"prefix": self.prefix, "day": day})
         if mailed:
             self.log.info("%s: %d expiration mail(s) were sent on %s already (chain %s); one mailing a day",
@@ -238,17 +250,12 @@ class MailOperator(ScheduledStepOperator):
         self.check_size(len(changes))
         return Plan(changes, details={"day": str(day.date()), "not_mailed": quiet})
 
-    def apply(self, context, plan: Plan) -> dict | None:
-        command = lt.mail_command([self.model], self.states, self.days)
-        self.log.info("%s: %s", self.label, command)
-        return self.remote_job(context, self.nodes, self.host(), command, [], plan)
+    def rake_command(self) -> str:
+        return lt.mail_command([self.model], self.states, self.days)
 
     def job_done(self, context, plan: Plan, result) -> dict | None:
-        for line in result.stdout.splitlines():
-            self.log.info("[rake] %s", line)
-        if not result.ok:
-            raise StepError(f"rake exited {result.exit_status}:\n{result.tail(20)}")
-        mailed = self.db.rows(self.statements["mailed_since"], {"prefix": self.prefix, "day": _run_day(context)})
+        self.rake_output(result)
+        mailed = self.db.rows(self.statements["mailed_since"], {"prefix": self.prefix, "day": run_day(context)})
         plan.details["mail_logs"] = [m["id"] for m in mailed]
         chain_ids = sorted({m["chain_id"] for m in mailed if m["chain_id"] is not None})
         if chain_ids:
@@ -265,7 +272,7 @@ class MailOperator(ScheduledStepOperator):
         return {"mailed": sent, "chains": chains}
 
 
-def _run_day(context) -> datetime:
+def run_day(context) -> datetime:
     """00:00 UTC of the DAG run's day (its run_after): what `once a day` counts in, stable
     across the run's retries. Naive, as the database's datetimes are."""
     when = context["dag_run"].run_after

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from airlift.errors import StepError
 from operators.runbook_step import Plan
-from operators.vpsadmin_scheduled.lifetimes import ScheduledStepOperator, _run_day
+from operators.vpsadmin_scheduled.lifetimes import ScheduledStepOperator, run_day
 from vpsadmin import lifetimes as lt
 
 FIGURES = (  # (figure, how the note says it)
@@ -46,7 +46,7 @@ class DailyReportOperator(ScheduledStepOperator):
         if not addresses:
             raise StepError("mail template daily_report has no recipient: add one in vpsAdmin (mail recipients of "
                             "the template); the report would go nowhere")
-        day = _run_day(context)
+        day = run_day(context)
         sent = self.db.rows(self.statements["sent_since"], {"day": day})
         if sent:
             figures = self.figures(sent[0]["created_at"], sent[0]["chain_id"])
@@ -68,15 +68,12 @@ class DailyReportOperator(ScheduledStepOperator):
         self.set_note(context, record)
         return record
 
-    def apply(self, context, plan: Plan) -> dict | None:
-        return self.remote_job(context, self.nodes, self.host(), lt.daily_report_command(), [], plan)
+    def rake_command(self) -> str:
+        return lt.daily_report_command()
 
     def job_done(self, context, plan: Plan, result) -> dict | None:
-        for line in result.stdout.splitlines():
-            self.log.info("[rake] %s", line)
-        if not result.ok:
-            raise StepError(f"rake exited {result.exit_status}:\n{result.tail(20)}")
-        sent = self.db.rows(self.statements["sent_since"], {"day": _run_day(context)})
+        self.rake_output(result)
+        sent = self.db.rows(self.statements["sent_since"], {"day": run_day(context)})
         if not sent:
             raise StepError("rake finished but no daily_report mail is logged for the day")
         plan.details.update(sent_at=str(sent[-1]["created_at"]), mail_log=sent[-1]["id"], chain_id=sent[-1]["chain_id"])

@@ -58,16 +58,23 @@ class Lab:
         return cls(LabConfig.load(lab_dir))
 
     # -- the world -----------------------------------------------------------------------
-    def seed(self, reset_timezones: bool = False, pools: bool = True) -> dict:
-        """Build a fresh v1.22 world: keys, node directories, the vpsAdmin database; without
-        `pools`, no ZFS pools on the nodes (a benchmark of database steps at 100k VPSes needs
-        none, and their backup snapshots would be copies of millions of files)."""
-        from lab import vpsadmin
+    def seed(self, reset_timezones: bool = False, pools: bool = True, world: str = "vpsadmin",
+             **options) -> dict:
+        """Build fresh node directories and keys, then a world on them: `vpsadmin` (the default),
+        a v1.22 cluster with its database; without `pools`, no ZFS pools on the nodes (a
+        benchmark of database steps at 100k VPSes needs none, and their backup snapshots would
+        be copies of millions of files). `openvz`: the OpenVZ node's containers and the
+        vpsAdminOS nodes (lab/openvz/world.py, `options` go there)."""
+        from lab import openvz, vpsadmin
         from lab.core import nodes, sshd
 
         sshd.generate_keys(self.cfg)
         for h in HOSTS:
             nodes.build_node(self.cfg, h, self.cfg.ssh_dir / f"root_{h.name}")
+        if world == "openvz":
+            return openvz.seed_world(self.cfg, **options)
+        if world != "vpsadmin":
+            raise ValueError(f"no lab world {world!r}: vpsadmin or openvz")
         return vpsadmin.seed_world(self.cfg, reset_timezones=reset_timezones, pools=pools)
 
     # -- the lab process -----------------------------------------------------------------

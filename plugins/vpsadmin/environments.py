@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-from vpsadmin.params import NODE_NAME, raise_if
+from airlift.params import raise_if
+from vpsadmin.params import NODE_NAME
 
 RESOURCES = ("memory", "swap", "cpu", "diskspace", "ipv4", "ipv6")
 CLASSES = ("Vps", "User")

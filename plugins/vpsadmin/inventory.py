@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from vpsadmin.params import HOSTNAME
+from airlift.params import HOSTNAME
 
 # ZFS: a pool name starts with a letter; a dataset name component is letters, digits and _.:-
 # (ZFS also allows spaces, which no fstab field can hold). No empty, `.` or `..` components.

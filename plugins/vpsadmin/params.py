@@ -1,4 +1,5 @@
-"""Validation of the upgrade DAGs' trigger parameters (pure; no Airflow, no I/O).
+"""Validation of the upgrade DAGs' trigger parameters (pure; no Airflow, no I/O); the checks
+every product shares are in airlift/params.py.
 
 Everything here can reach a shell or an SQL identifier later, so it is checked against a
 strict pattern before anything changes; quoting still happens where the value is used.
@@ -9,22 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from airlift.errors import StepError
+from airlift.params import check_timezone
 
-HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 NODE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
 ABS_PATH = re.compile(r"^/(?:[A-Za-z0-9._+-]+/?)*$")
 DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-
-
-class ParamError(StepError, ValueError):
-    """Bad input from the trigger form; the message lists every problem."""
-
-
-def check_hostname(label: str, value: str) -> list[str]:
-    if not isinstance(value, str) or not HOSTNAME.fullmatch(value):
-        return [f"{label} {value!r} is not a host name or IPv4 address"]
-    return []
 
 
 def check_node_names(label: str, names) -> list[str]:
@@ -44,11 +34,6 @@ def check_db_name(label: str, value: str) -> list[str]:
     if not isinstance(value, str) or not DB_NAME.fullmatch(value):
         return [f"{label} {value!r} is not a plain database name"]
     return []
-
-
-def raise_if(errors: list[str]) -> None:
-    if errors:
-        raise ParamError("invalid parameters:\n- " + "\n- ".join(errors))
 
 
 URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?$")
@@ -76,16 +61,6 @@ def check_dataset_name(label: str, value) -> list[str]:
         return [f"{label} {value!r} is not a dataset name (letters, digits, _.:-)"]
     if value in RESERVED_DATASET_NAMES:
         return [f"{label} {value!r} is a name reserved in vpsAdmin 2.0"]
-    return []
-
-
-def check_timezone(label: str, value) -> list[str]:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        return [f"{label} {value!r} is not a time zone name"]
     return []
 
 

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from airflow.sdk.bases.skipmixin import SkipMixin
 
 from airlift.errors import StepError
+from airlift.params import check_hostname, raise_if
 from operators.runbook_step import plan_mode
 from operators.vpsadmin_upgrade.common import VpsAdminStepOperator
 from operators.vpsadmin_upgrade.db import FOUR_BYTE_REFUSAL, four_byte_text
 from vpsadmin import inventory
-from vpsadmin.params import check_abs_path, check_db_name, check_hostname, check_node_names, check_upgrade, raise_if
+from vpsadmin.params import check_abs_path, check_db_name, check_node_names, check_upgrade
 
 DB_VERSION = 15  # sysconfig db_version of vpsAdmin v1.22
 PINNED_VERSION = "20150630072821"  # the runbook's `rake db:migrate VERSION=...`

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from airlift import params as shared
 from tests.unit.vpsadmin.test_environments import ENVS, RESOURCES, SERVERS
 from vpsadmin import params
 
 
 @pytest.mark.parametrize("value", ["node1", "node1.prg.vpsfree.cz", "127.0.1.11", "a-b"])
 def test_good_host_names(value):
-    assert params.check_hostname("host", value) == []
+    assert shared.check_hostname("host", value) == []
 
 
 @pytest.mark.parametrize("value", ["node1; rm -rf /", "$(reboot)", "a b", "-oProxyCommand=x", "", "a..b",
                                    "node1\nnode2", "`id`"])
 def test_bad_host_names(value):
-    assert params.check_hostname("host", value)
+    assert shared.check_hostname("host", value)
 
 
 def test_node_names_reject_shell_characters():
@@ -33,9 +34,9 @@ def test_backup_dir(value, ok):
 
 
 def test_raise_if_lists_every_problem():
-    with pytest.raises(params.ParamError, match="(?s)first.*second"):
-        params.raise_if(["first", "second"])
-    params.raise_if([])
+    with pytest.raises(shared.ParamError, match="(?s)first.*second"):
+        shared.raise_if(["first", "second"])
+    shared.raise_if([])
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -66,7 +67,7 @@ def test_upgrade_params_accepted():
 
 
 @pytest.mark.parametrize("check, value", [
-    (params.check_hostname, "vpsadmin\n"),
+    (shared.check_hostname, "vpsadmin\n"),
     (params.check_abs_path, "/var/backups\n"),
     (params.check_db_name, "vpsadmin\n"),
     (params.check_url, "https://vpsadmin.example\n"),

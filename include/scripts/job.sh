@@ -8,6 +8,8 @@
 #   job.sh status DIR RUN
 #   job.sh output DIR
 #   job.sh kill   DIR [GRACE_SECONDS]
+#   job.sh forget DIR                 a job that no longer runs: forget its result, so the next
+#                                     start starts it anew (a retry after a transient failure)
 # DIR (/var/lib/airlift/jobs/<step>, 0700) holds: run (the DAG run that started it), script,
 # pgid (the job's process group: it runs while any process of the group lives), output, exit
 # (written last, atomically), starts (a line per start) and launch (the lock that makes
@@ -62,6 +64,16 @@ case "$action" in
             done
             kill -KILL -- "-$pgid" 2>/dev/null || true
         fi
+        state
+        ;;
+    forget)
+        mkdir -p "$dir"
+        exec 8> "$dir/launch"
+        flock 8
+        case "$(state)" in
+            running\ *) ;;
+            *) rm -f "$dir/run" "$dir/exit" "$dir/pgid" ;;
+        esac
         state
         ;;
     start)

@@ -122,6 +122,11 @@ class NodeHook(SSHHook):
     def job_output(self, host: str, key: str) -> str:
         return self.run(host, ["bash", "-c", job_launcher(), "job.sh", "output", job_dir(key)], timeout=120).stdout
 
+    def forget_job(self, host: str, key: str) -> JobState:
+        """Forget the result of a job that no longer runs (a failed attempt a retry starts anew);
+        a running job is left alone."""
+        return self._job(host, "forget", key)
+
     def kill_job(self, host: str, key: str) -> JobState:
         """End a job's whole process group (TERM, then KILL after a grace period)."""
         return self._job(host, "kill", key)

@@ -1,0 +1,85 @@
+"""What every step of the migration shares: its settings (the validated trigger params), the
+nodes hook, and for a per-container step the container it runs for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airlift.connections import OPENVZ_SSH
+from operators.runbook_step import RunbookStepOperator
+
+# How a task mapped over containers is labelled in the UI.
+CT_LABEL = "{{ task.container.ctid }}"
+
+
+class MigrationStepOperator(RunbookStepOperator):
+    """:param container: the container a mapped step runs for (discover's record of it).
+    :param ssh_conn_id: root over SSH to the OpenVZ and vpsAdminOS nodes."""
+
+    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "container")
+
+    def __init__(self, *, container: dict | None = None, ssh_conn_id: str = OPENVZ_SSH, **kwargs):
+        if container is not None:
+            kwargs.setdefault("map_index_template", CT_LABEL)
+        super().__init__(**kwargs)
+        self.container, self.ssh_conn_id = container, ssh_conn_id
+        self._nodes = None
+        self._settings = None
+
+    @classmethod
+    def partial(cls, **kwargs):
+        kwargs.setdefault("map_index_template", CT_LABEL)
+        return super().partial(**kwargs)
+
+    def settings(self, context):
+        if self._settings is None:
+            from openvz.params import validate
+
+            self._settings = validate(context["params"])
+        return self._settings
+
+    @property
+    def nodes(self):
+        if self._nodes is None:
+            from hooks.openvz import OpenVzNodesHook
+
+            self._nodes = OpenVzNodesHook(self.ssh_conn_id)
+        return self._nodes
+
+    def job_nodes(self):
+        return self.nodes
+
+    @property
+    def ctid(self) -> int:
+        return int(self.container["ctid"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.step or self.task_id} of container {self.container['ctid']}" if self.container \
+            else super().label
+
+    def job_key(self, context) -> str:
+        """One job per DAG, task and container (a container's map index differs between runs)."""
+        from airlift.remote import job_key
+
+        return job_key(self.dag_id, self.task_id, self.container["ctid"] if self.container else "node")
+
+    def fresh_remote_job(self, context, host: str, script: str, args: list[str], plan):
+        """remote_job(), except that a failed job of this run is started anew instead of its
+        failure standing: the scripts check before they change (a stream resumes from its
+        receive token), and a task that is run again after a failure means to retry it. A job
+        that still runs (the worker was killed under it) is waited for, never started twice."""
+        from operators.runbook_step import run_label
+
+        key = self.job_key(context)
+        state = self.nodes.job_status(host, key)
+        if state.state in ("finished", "died") and state.run == run_label(context) and state.exit_status != 0:
+            self.log.info("%s: the earlier attempt's job ended %s; starting it anew", self.label,
+                          f"with exit {state.exit_status}" if state.state == "finished" else "without an exit status")
+            self.nodes.forget_job(host, key)
+        return self.remote_job(context, self.nodes, host, script, args, plan)
+
+    def close(self) -> None:
+        if self._nodes is not None:
+            self._nodes.close()
+            self._nodes = None

@@ -1,0 +1,196 @@
+"""Each container before the review: can it be converted (ct.preflight), what of its config
+the converter takes and what is done by hand (ct.config-report), its interconnect networks
+(ct.network), its owner's user namespace and CPU limit on the staged copy (ct.config-report,
+after the stage), and the one review of the whole batch (ct.review)."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airlift.errors import StepError
+from operators.openvz.common import MigrationStepOperator
+from operators.runbook_step import Plan
+
+ID_BLOCKS = 8  # 8 blocks of 65536 = 524288 user/group IDs per member (seed 002)
+NS_SIZE = 524288
+
+# What the converter takes from an OpenVZ config (research vpsadminos.md §2.3); everything
+# else it ignores.
+CONSUMED = ("VE_ROOT", "VE_PRIVATE", "VE_LAYOUT", "NETFILTER", "OSTEMPLATE", "HOSTNAME", "NAMESERVER", "ONBOOT",
+            "PHYSPAGES", "SWAPPAGES", "IP_ADDRESS", "DEVICES")
+
+
+class PreflightOperator(MigrationStepOperator):
+    """Refuses what cannot be converted: a distribution vpsAdminOS does not support (the
+    runbook's list), a ZFS layout other than a dataset of its own with the root filesystem in
+    private/, networking other than venet; and a container id the destination already holds
+    for another container. A refused container is skipped with the reason (it stays untouched
+    and running); so is one a earlier run already moved."""
+
+    def execute(self, context) -> dict:
+        with self.step_errors():
+            ct, settings = self.container, self.settings(context)
+            if ct.get("migrated"):
+                raise AirflowSkipException(f"container {ct['ctid']} was moved before: {ct['migrated']}")
+            if ct["refused"]:
+                raise AirflowSkipException(f"container {ct['ctid']} is refused and stays on {settings.source} "
+                                           "untouched: " + "; ".join(ct["refused"]))
+            there = self.nodes.os_container(settings.destination, self.ctid)
+            if there and self.nodes.migration_step(settings.source, self.ctid) is None:
+                raise StepError(f"{settings.destination} already has a container {self.ctid} ({there.get('state')}) "
+                                f"that no migration of {settings.source} staged: refusing to touch it")
+            return self.record(Plan(), applied=False, ctid=self.ctid)
+
+
+class ConfigReportOperator(MigrationStepOperator):
+    """What the converter takes from the container's config and what it ignores (it prints the
+    same lists at stage, which the review shows), and what the runbook leaves to be done by
+    hand, which this DAG does: DISKSPACE as the root dataset's refquota (set by cleanup, after
+    the data is in, as vpsAdmin's own move did) and CPULIMIT as osctl's cpu-limit (set on the
+    staged container)."""
+
+    def execute(self, context) -> dict:
+        with self.step_errors():
+            from openvz.containers import parse_conf
+
+            settings = self.settings(context)
+            conf = parse_conf(self.nodes.ct_conf(settings.source, self.ctid) or "", self.ctid)
+            ct = self.container
+            by_hand = []
+            if ct["disk_quota"]:
+                by_hand.append(f"DISKSPACE -> refquota={ct['disk_quota']} on {settings.pool}/ct/{self.ctid}")
+            if ct["cpu_limit"]:
+                by_hand.append(f"CPULIMIT -> osctl ct set cpu-limit {self.ctid} {ct['cpu_limit']}")
+            report = {"consumed": sorted(k for k in conf if k in CONSUMED),
+                      "ignored": sorted(k for k in conf if k not in CONSUMED), "by_hand": by_hand}
+            self.log.info("container %s: consumed %s\nignored %s\ndone by this DAG: %s", self.ctid,
+                          ", ".join(report["consumed"]), ", ".join(report["ignored"]), "; ".join(by_hand) or "nothing")
+            return self.record(Plan(), applied=False, ctid=self.ctid, **report)
+
+
+class NetworkOperator(MigrationStepOperator):
+    """venet0 becomes a veth `eth0`. Bridged: linked to `bridge_link`. Routed: the addresses
+    are routed through an interconnect network per container, a /30 for IPv4 and a /126 for
+    IPv6 cut from the pools in the form (seed 002: the host's veth gets the first address, the
+    container's the second); those in use are read back from the vpsAdminOS nodes, and the
+    whole batch is allocated in id order, so parallel tasks and reruns give the same answer."""
+
+    def execute(self, context) -> dict:
+        with self.step_errors():
+            settings = self.settings(context)
+            if settings.veth_type == "bridge":
+                return self.record(Plan(), applied=False, ctid=self.ctid, netif="bridge", link=settings.bridge_link)
+            from openvz import network
+
+            batch = [ct for ct in context["ti"].xcom_pull(task_ids="discover") or []
+                     if not ct["refused"] and not ct.get("migrated")]
+            existing, taken = {}, []
+            for node in settings.interconnect_nodes:
+                for netif in self.nodes.osctl_json(node, ["ct", "netif", "ls"]) or []:
+                    via = netif.get("via") or {}
+                    nets = {v: n["network"] if isinstance(n, dict) else n for v, n in via.items() if n}
+                    ctid = int(netif.get("ctid") or netif.get("id") or 0)
+                    if node == settings.destination and ctid in {ct["ctid"] for ct in batch}:
+                        existing[ctid] = nets
+                    else:
+                        taken += nets.values()
+            versions = {ct["ctid"]: {v for v, addrs in ct["addresses"].items() if addrs} for ct in batch}
+            try:
+                nets = network.allocate([ct["ctid"] for ct in batch], existing, taken, settings.network_v4,
+                                        settings.network_v6, versions)
+            except ValueError as exc:
+                raise StepError(str(exc)) from exc
+            mine = nets.get(self.ctid, {})
+            self.log.info("container %s: interconnect %s", self.ctid,
+                          ", ".join(f"{v} {n} (host {network.host_and_ct(n)[0]}, container {network.host_and_ct(n)[1]})"
+                                    for v, n in sorted(mine.items())) or "none (no addresses)")
+            return self.record(Plan(), applied=False, ctid=self.ctid, netif="routed", via=mine)
+
+
+
+class ConfigureOperator(MigrationStepOperator):
+    """On the staged container: its owner's user namespace (one osctl user per owner with
+    524288 IDs, shared by all the owner's containers; the converter gives every container the
+    user `default`) and the CPU limit the converter ignores."""
+
+    def probe(self, context) -> Plan:
+        settings = self.settings(context)
+        dst, owner = settings.destination, self.container["owner"]
+        changes = []
+        users = {u["name"]: u for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}
+        if owner not in users:
+            changes.append(f"{dst}: osctl id-range allocate default --block-count {ID_BLOCKS}; osctl user new {owner} "
+                           f"({NS_SIZE} IDs)")
+        there = self.nodes.os_container(dst, self.ctid)
+        if there is None:
+            if not self.dry_run:
+                raise StepError(f"{dst} has no staged container {self.ctid}")
+            return Plan(changes + [f"{dst}: osctl ct chown {self.ctid} {owner} (once staged)"])
+        if there.get("user") != owner:
+            changes.append(f"{dst}: osctl ct chown {self.ctid} {owner}")
+        limit = self.container.get("cpu_limit")
+        if limit and str(there.get("cpu_limit") or "") != str(limit):
+            changes.append(f"{dst}: osctl ct set cpu-limit {self.ctid} {limit}")
+        return Plan(changes)
+
+    def apply(self, context, plan: Plan) -> dict:
+        settings = self.settings(context)
+        dst, owner = settings.destination, self.container["owner"]
+        users = {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}
+        if owner not in users:
+            block = self.nodes.osctl_json(dst, ["id-range", "allocate", "default", "--block-count", str(ID_BLOCKS),
+                                                "--owner", f"user:{owner}"])
+            first = int(block["first_id"])
+            self.nodes.osctl(dst, ["user", "new", "--map-uid", f"0:{first}:{NS_SIZE}", "--map-gid",
+                                   f"0:{first}:{NS_SIZE}", owner])
+        there = self.nodes.os_container(dst, self.ctid)
+        if there.get("user") != owner:
+            self.nodes.osctl(dst, ["ct", "chown", str(self.ctid), owner])
+        limit = self.container.get("cpu_limit")
+        if limit:
+            self.nodes.osctl(dst, ["ct", "set", "cpu-limit", str(self.ctid), str(limit)])
+        return {}
+
+
+class ReviewPlanOperator(MigrationStepOperator):
+    """Collects the batch for the one review: every container's converted configuration (the
+    converter's report at stage, its network, what is done by hand) and the refused ones. Its
+    value is the list of staged containers the move maps over; the table goes to XCom `plan`
+    for the approval's body."""
+
+    def __init__(self, *, stage_task: str, report_task: str, network_task: str, **kwargs):
+        super().__init__(**kwargs)
+        self.stage_task, self.report_task, self.network_task = stage_task, report_task, network_task
+
+    def execute(self, context) -> list[dict]:
+        ti = context["ti"]
+        found = ti.xcom_pull(task_ids="discover") or []
+
+        def by_ctid(task_id):
+            records = ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None) or []
+            records = records if isinstance(records, list) else [records]
+            return {r["ctid"]: r for r in records if isinstance(r, dict) and "ctid" in r}
+
+        staged, reports, nets = by_ctid(self.stage_task), by_ctid(self.report_task), by_ctid(self.network_task)
+        lines = ["| CT | layout | network | converter took | ignored | done by this DAG |", "|---|---|---|---|---|---|"]
+        moving = []
+        for ct in found:
+            if ct["ctid"] not in staged:
+                continue
+            moving.append(ct)
+            report, net = reports.get(ct["ctid"], {}), nets.get(ct["ctid"], {})
+            converted = staged[ct["ctid"]].get("report") or {}
+            network = ", ".join(f"via {n}" for n in (net.get("via") or {}).values()) or net.get("netif", "-")
+            lines.append(f"| {ct['ctid']} | {ct['layout']} | {network} | "
+                         f"{', '.join(converted.get('consumed') or report.get('consumed') or [])} | "
+                         f"{', '.join(converted.get('ignored') or report.get('ignored') or [])} | "
+                         f"{'; '.join(report.get('by_hand') or []) or '-'} |")
+        others = [f"- {ct['ctid']}: " + ("refused: " + "; ".join(ct["refused"]) if ct["refused"]
+                                         else f"moved before ({ct['migrated']})" if ct.get("migrated") else "not staged")
+                  for ct in found if ct["ctid"] not in staged]
+        text = (f"**{len(moving)} container(s) staged** on {self.settings(context).destination}:\n\n" + "\n".join(lines)
+                + ("\n\nNot moving:\n" + "\n".join(others) if others else ""))
+        self.log.info("review:\n%s", text)
+        ti.xcom_push(key="plan", value=text)
+        self.close()
+        return moving

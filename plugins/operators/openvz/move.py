@@ -1,0 +1,261 @@
+"""After the review: wait for the maintenance window (fleet.downtime-window), check the moved
+container (ct.verify), clean up (ct.cleanup), and undo a move that failed (ct.cancel)."""
+
+from __future__ import annotations
+
+import shlex
+from datetime import UTC, datetime
+
+from airflow.sdk.exceptions import AirflowSkipException
+from openvz import MIGRATED_DIR, STATE_DIR
+
+from airlift.errors import StepError
+from operators.openvz.common import MigrationStepOperator
+from operators.runbook_step import Plan
+
+
+class WindowOperator(MigrationStepOperator):
+    """Transfers (the downtime) run only inside the maintenance window of the form (a daily
+    span of local time, over midnight if it ends before it starts): outside it this task waits
+    deferred, holding no worker slot. With `stop_on_first_error`, a container whose batch
+    already has a failure does not start its transfer: it fails here and is cancelled."""
+
+    def execute(self, context, event=None) -> dict:
+        with self.step_errors():
+            settings = self.settings(context)
+            if settings.stop_on_first_error:
+                failed = self._failures(context)
+                if failed:
+                    raise StepError(f"not moving container {self.ctid}: {', '.join(failed)} failed in this run "
+                                    "(stop_on_first_error); it is cancelled and stays where it was")
+            if settings.window is None:
+                return self.record(Plan(), applied=False, ctid=self.ctid, window="none: at once")
+            from openvz.window import opens
+
+            start, end, zone = settings.window
+            when = opens(datetime.now(UTC), start, end, zone)
+            window = f"{start:%H:%M}-{end:%H:%M} {zone}"
+            if when is None:
+                return self.record(Plan(), applied=False, ctid=self.ctid, window=window)
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.log.info("container %s: the window %s opens at %s; waiting deferred", self.ctid, window, when)
+            self.defer(trigger=DateTimeTrigger(moment=when), method_name="execute")
+
+    def _failures(self, context) -> list[str]:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[context["run_id"]]).get(context["run_id"], {})
+        return sorted(key for key, state in states.items() if state == "failed"
+                      and not key.startswith(f"{self.task_id}_{ti.map_index}"))
+
+
+def _was_snapshot(name: str) -> bool:
+    snap = name.partition("@")[2]
+    return snap.startswith(("airlift-", "converter-migrate-"))
+
+
+class VerifyOperator(MigrationStepOperator):
+    """The moved container on the vpsAdminOS node: running if it ran before (stopped if not),
+    its addresses, hostname, resolvers, memory limits (from vSwap), its owner's user namespace
+    of 524288 IDs, and its root filesystem equal to the source's stopped one, file by file
+    (type, mode, owner, size, link target, content; include/scripts/openvz/manifest.sh on
+    both). A difference fails it, and the move is undone (ct.cancel)."""
+
+    def execute(self, context) -> dict:
+        with self.step_errors():
+            settings = self.settings(context)
+            problems = self.check(settings)
+            if problems:
+                raise StepError(f"container {self.ctid} on {settings.destination}:\n- " + "\n- ".join(problems[:20]))
+            self.log.info("container %s on %s: verified", self.ctid, settings.destination)
+            return self.record(Plan(), applied=False, ctid=self.ctid, verified=True)
+
+    def check(self, settings) -> list[str]:
+        from openvz.containers import parse_conf
+
+        ct, dst, nodes = self.container, settings.destination, self.nodes
+        there = nodes.os_container(dst, self.ctid)
+        if there is None:
+            return ["it is not there"]
+        problems = []
+        want_state = "running" if ct["running"] else "stopped"
+        if there.get("state") != want_state:
+            problems.append(f"state {there.get('state')}, expected {want_state}")
+        if there.get("hostname") != ct["hostname"]:
+            problems.append(f"hostname {there.get('hostname')!r}, expected {ct['hostname']!r}")
+        if ct["nameservers"] and list(there.get("dns_resolvers") or []) != ct["nameservers"]:
+            problems.append(f"resolvers {there.get('dns_resolvers')}, expected {ct['nameservers']}")
+        if there.get("user") != ct["owner"]:
+            problems.append(f"user {there.get('user')}, expected {ct['owner']}")
+        else:
+            mapped = nodes.osctl(dst, ["user", "map", ct["owner"]]).stdout
+            if f"{524288}" not in mapped:
+                problems.append(f"user {ct['owner']}'s map is not 524288 IDs:\n{mapped}")
+        have = {a.split("/")[0] for netif in nodes.osctl_json(dst, ["ct", "netif", "ls", str(self.ctid)]) or []
+                for addrs in (netif.get("ip_addresses") or {}).values() for a in addrs}
+        want = {a.split("/")[0] for addrs in ct["addresses"].values() for a in addrs}
+        if want - have:
+            problems.append(f"addresses missing: {', '.join(sorted(want - have))}")
+        conf = parse_conf(nodes.ct_conf(settings.source, self.ctid) or "", self.ctid)
+        if "PHYSPAGES" in conf:
+            limit = int(conf["PHYSPAGES"].split(":")[-1]) * 4096
+            params = {p.get("parameter") or p.get("name"): p.get("value")
+                      for p in nodes.osctl_json(dst, ["ct", "cgparams", "ls", str(self.ctid)]) or []}
+            value = params.get("memory.limit_in_bytes")
+            value = value[0] if isinstance(value, list) else value
+            if str(value) != str(limit):
+                problems.append(f"memory.limit_in_bytes {value}, expected {limit}")
+        problems += self.compare_files(settings, there)
+        return problems
+
+    def compare_files(self, settings, there: dict) -> list[str]:
+        from airlift.sql import INCLUDE_DIR
+
+        script = (INCLUDE_DIR / "scripts" / "openvz" / "manifest.sh").read_text()
+        ct, nodes = self.container, self.nodes
+        if ct["layout"] == "zfs":
+            source_dir = nodes.zfs_get(settings.source, ct["dataset"], "mountpoint")
+            dest_dir = nodes.zfs_get(settings.destination, f"{settings.pool}/ct/{self.ctid}", "mountpoint")
+        else:
+            source_dir, dest_dir = ct["private"], there.get("rootfs")
+        mounted = None
+        if ct["layout"] == "ploop":
+            mounted = nodes.vz_status(settings.source, self.ctid)["mounted"]
+            if not mounted:
+                nodes.run(settings.source, ["vzctl", "mount", str(self.ctid)])
+            source_dir = ct["root"]
+        try:
+            source = nodes.run_script(settings.source, script, [source_dir], timeout=3600).stdout.splitlines()
+        finally:
+            if mounted is False:
+                nodes.run(settings.source, ["vzctl", "umount", str(self.ctid)])
+        dest = nodes.run_script(settings.destination, script, [dest_dir], timeout=3600).stdout.splitlines()
+        if source == dest:
+            self.log.info("container %s: %d entries equal on both nodes", self.ctid, len(source))
+            return []
+        only_src, only_dst = sorted(set(source) - set(dest)), sorted(set(dest) - set(source))
+        return ([f"differs on the destination: {line}" for line in only_src[:10]]
+                + [f"only on the destination: {line}" for line in only_dst[:10]])
+
+
+class CleanupOperator(MigrationStepOperator):
+    """After a verified move: the refquota from DISKSPACE (set last, once the data is in), the
+    migration snapshots removed on both nodes, the converter's state closed (`vz6 migrate
+    cleanup` for simfs/ploop; for ZFS, whose streams this DAG sent itself, the state file its
+    stage left is removed), the container recorded as moved on the OpenVZ node
+    (/var/lib/airlift/openvz/migrated/<ctid>) so later runs leave it alone, and the source
+    deleted only when `delete_source` says so; else it stays there, stopped."""
+
+    def probe(self, context) -> Plan:
+        settings = self.settings(context)
+        ct, src, dst, nodes = self.container, settings.source, settings.destination, self.nodes
+        target = f"{settings.pool}/ct/{self.ctid}"
+        changes = []
+        if ct["disk_quota"] and nodes.zfs_get(dst, target, "refquota") != str(ct["disk_quota"]):
+            changes.append(f"{dst}: zfs set refquota={ct['disk_quota']} {target}")
+        changes += [f"{dst}: zfs destroy {s}" for s in nodes.zfs_snapshots(dst, target) if _was_snapshot(s)]
+        if ct["layout"] == "zfs":
+            changes += [f"{src}: zfs destroy {s}" for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)]
+        step = nodes.migration_step(src, self.ctid)
+        if step is not None:
+            if ct["layout"] == "zfs":
+                changes.append(f"{src}: rm {STATE_DIR}/{self.ctid}.state (the converter's stage record)")
+            else:
+                changes.append(f"{src}: vpsadminos-convert vz6 migrate cleanup "
+                               f"{'--delete ' if settings.delete_source else ''}{self.ctid}")
+        if settings.delete_source and nodes.vz_status(src, self.ctid)["exists"]:
+            changes.append(f"{src}: vzctl destroy {self.ctid}" + (f"; zfs destroy -r {ct['dataset']}"
+                                                                  if ct["layout"] == "zfs" else ""))
+        if nodes.read_file(src, f"{MIGRATED_DIR}/{self.ctid}") is None:
+            changes.append(f"{src}: record container {self.ctid} as moved to {dst}")
+        return Plan(changes, details={"ctid": self.ctid})
+
+    def apply(self, context, plan: Plan) -> dict:
+        settings = self.settings(context)
+        ct, src, dst, nodes = self.container, settings.source, settings.destination, self.nodes
+        target = f"{settings.pool}/ct/{self.ctid}"
+        if ct["disk_quota"]:
+            nodes.run(dst, ["zfs", "set", f"refquota={ct['disk_quota']}", target])
+        for snap in (s for s in nodes.zfs_snapshots(dst, target) if _was_snapshot(s)):
+            nodes.run(dst, ["zfs", "destroy", snap])
+        if ct["layout"] == "zfs":
+            for snap in (s for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)):
+                nodes.run(src, ["zfs", "destroy", snap])
+            nodes.run(src, ["rm", "-f", f"{STATE_DIR}/{self.ctid}.state"])
+        elif nodes.migration_step(src, self.ctid) is not None:
+            result = nodes.converter(src, ["vz6", "migrate", "cleanup", *(["--delete"] if settings.delete_source
+                                                                           else []), str(self.ctid)])
+            if not result.ok:
+                raise StepError(f"{src}: vz6 migrate cleanup {self.ctid} failed: {result.tail()}")
+        if settings.delete_source and nodes.vz_status(src, self.ctid)["exists"]:
+            nodes.run(src, ["vzctl", "destroy", str(self.ctid)])
+            if ct["layout"] == "zfs":
+                nodes.run(src, ["zfs", "destroy", "-r", ct["dataset"]])
+        note = f"{dst} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+        nodes.run(src, f"mkdir -p {MIGRATED_DIR} && echo {shlex.quote(note)} > {MIGRATED_DIR}/{self.ctid}")
+        return {}
+
+
+class RollbackOperator(MigrationStepOperator):
+    """Undoes a move that failed, from what the nodes say (ct.cancel; runs when a step of the
+    container failed, or for every staged container when the review was rejected):
+    before the handover, `vz6 migrate cancel` removes the staged container on the vpsAdminOS
+    node, and the migration snapshots the converter's cancel leaves behind are removed here;
+    after the handover (transfer or verify failed), the half-made container is removed from
+    the vpsAdminOS node and the converter's state closed. Either way the container runs again
+    on the OpenVZ node if it ran before.
+
+    :param if_rejected: the review gate's task id: act only when it was rejected."""
+
+    def __init__(self, *, if_rejected: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.if_rejected = if_rejected
+
+    def execute(self, context):
+        if self.if_rejected:
+            answer = context["ti"].xcom_pull(task_ids=self.if_rejected) or {}
+            if "Reject" not in (answer.get("chosen_options") or []):
+                raise AirflowSkipException("the review approved the move: nothing to cancel")
+        return super().execute(context)
+
+    def probe(self, context) -> Plan:
+        settings = self.settings(context)
+        ct, src, dst, nodes = self.container, settings.source, settings.destination, self.nodes
+        there = nodes.os_container(dst, self.ctid)
+        step = nodes.migration_step(src, self.ctid)
+        changes = []
+        if there is not None and step is None and nodes.read_file(src, f"{MIGRATED_DIR}/{self.ctid}"):
+            return Plan(details={"ctid": self.ctid, "note": "moved before; nothing to undo"})
+        if there is not None and there.get("state") != "staged" and step is not None:
+            changes.append(f"{dst}: osctl ct del -f {self.ctid} (the half-made container)")
+        elif step is not None:
+            changes.append(f"{src}: vpsadminos-convert vz6 migrate cancel --force {self.ctid}")
+        elif there is not None and there.get("state") == "staged":  # preflight refused foreign ones: ours
+            changes.append(f"{dst}: osctl ct del -f {self.ctid} (staged, the converter's state gone)")
+        if step is not None:
+            changes.append(f"{src}: rm {STATE_DIR}/{self.ctid}.state")
+        if ct["layout"] == "zfs":
+            changes += [f"{src}: zfs destroy {s}" for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)]
+        if ct["running"] and not nodes.vz_status(src, self.ctid)["running"]:
+            changes.append(f"{src}: vzctl start {self.ctid} (it ran before the move)")
+        return Plan(changes, details={"ctid": self.ctid})
+
+    def apply(self, context, plan: Plan) -> dict:
+        settings = self.settings(context)
+        ct, src, dst, nodes = self.container, settings.source, settings.destination, self.nodes
+        there = nodes.os_container(dst, self.ctid)
+        step = nodes.migration_step(src, self.ctid)
+        if there is not None and there.get("state") != "staged" and step is not None:
+            nodes.osctl(dst, ["ct", "del", "-f", str(self.ctid)])
+        elif step is not None:
+            result = nodes.converter(src, ["vz6", "migrate", "cancel", "--force", str(self.ctid)])
+            self.log.info("[%s] %s", src, result.tail())
+        if (nodes.os_container(dst, self.ctid) or {}).get("state") == "staged":
+            nodes.osctl(dst, ["ct", "del", "-f", str(self.ctid)])
+        nodes.run(src, ["rm", "-f", f"{STATE_DIR}/{self.ctid}.state"])
+        if ct["layout"] == "zfs":
+            for snap in (s for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)):
+                nodes.run(src, ["zfs", "destroy", snap])
+        if ct["running"] and not nodes.vz_status(src, self.ctid)["running"]:
+            nodes.run(src, ["vzctl", "start", str(self.ctid)])
+        return {}

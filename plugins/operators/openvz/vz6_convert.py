@@ -1,0 +1,102 @@
+"""Vz6ConvertOperator: one `vpsadminos-convert vz6 migrate` step for one container."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+
+from airlift.errors import StepError
+from operators.openvz.common import MigrationStepOperator
+from operators.runbook_step import Plan
+
+# The converter's own order of steps (its state file records the last one done).
+ORDER = ("stage", "sync", "transfer")
+LAYOUTS = ("simfs", "ploop", "zfs")
+
+
+class Vz6ConvertOperator(MigrationStepOperator):
+    """Runs `vpsadminos-convert vz6 migrate <subcommand>` for one container on the OpenVZ node,
+    as a remote job (it outlives a lost connection or a killed worker, never runs twice at
+    once; stdin is empty, so it never waits on a prompt). The converter's state file decides
+    whether the step already happened: a retry after it did continues from there instead of
+    running it again (which the converter would refuse: `invalid migration sequence`).
+    The report of consumed and ignored config items (stage) goes to the record, the duration
+    of a transfer (the downtime) too. Errors are the converter's `error: ...` line.
+
+    :param subcommand: stage, sync, transfer, cleanup or cancel.
+    :param layouts: the layouts this task moves (others: nothing to do here).
+    :param network: for stage: the network step's record (bridge link or via networks)."""
+
+    template_fields: Sequence[str] = (*MigrationStepOperator.template_fields, "network")
+    uses_step_script = False
+
+    def __init__(self, *, subcommand: str, layouts: Sequence[str] = LAYOUTS, network: dict | None = None, **kwargs):
+        kwargs.setdefault("script", "vz6-convert.sh")
+        super().__init__(**kwargs)
+        if subcommand not in (*ORDER, "cleanup", "cancel"):
+            raise ValueError(f"no converter step {subcommand!r}")
+        self.subcommand, self.layouts, self.network = subcommand, tuple(layouts), network
+
+    def arguments(self, settings) -> list[str]:
+        ct, args = self.container, []
+        if self.subcommand == "stage":
+            if ct["layout"] == "zfs":
+                args += ["--zfs", "--zfs-dataset", ct["dataset"], "--zfs-subdir", "private"]
+            if settings.veth_type == "bridge":
+                args += ["--netif-type", "bridge", "--bridge-link", settings.bridge_link]
+            else:
+                args += ["--netif-type", "routed"]
+                for net in (self.network or {}).get("via", {}).values():
+                    args += ["--route-via", net]
+            args += ["-p", str(self.nodes.port or 22), str(self.ctid), settings.destination]
+        elif self.subcommand == "cleanup":
+            args += (["--delete"] if settings.delete_source else []) + [str(self.ctid)]
+        elif self.subcommand == "cancel":
+            args += ["--force", str(self.ctid)]
+        else:
+            args.append(str(self.ctid))
+        return args
+
+    def done(self, step: str | None) -> bool:
+        """Whether the converter's recorded step means this subcommand already happened."""
+        if self.subcommand in ("cleanup", "cancel"):
+            return step is None
+        return step is not None and ORDER.index(step) >= ORDER.index(self.subcommand)
+
+    def probe(self, context) -> Plan:
+        if self.container["layout"] not in self.layouts:
+            return Plan(details={"ctid": self.ctid, "note": f"{self.container['layout']}: not moved by this task"})
+        settings = self.settings(context)
+        step = self.nodes.migration_step(settings.source, self.ctid)
+        if self.done(step):
+            return Plan(details={"ctid": self.ctid, "converter_step": step})
+        command = shlex.join(["vpsadminos-convert", "vz6", "migrate", self.subcommand, *self.arguments(settings)])
+        return Plan([f"{settings.source}: {command}"], details={"ctid": self.ctid, "converter_step": step})
+
+    def apply(self, context, plan: Plan) -> dict | None:
+        settings = self.settings(context)
+        return self.fresh_remote_job(context, settings.source, self.script,
+                                     [str(settings.transfers_at_once), self.subcommand, *self.arguments(settings)],
+                                     plan)
+
+    def job_done(self, context, plan: Plan, result) -> dict:
+        for line in result.stdout.splitlines():
+            self.log.info("[%s] %s", result.host, line)
+        if not result.ok:
+            errors = re.findall(r"^error: (.*)$", result.stdout, re.MULTILINE)
+            raise StepError(f"{result.host}: vz6 migrate {self.subcommand} {self.ctid} failed: "
+                            + ("; ".join(errors) if errors else result.tail()))
+        done: dict = {"ctid": self.ctid}
+        if self.subcommand == "stage":
+            from openvz.report import parse
+
+            done["report"] = parse(result.stdout)
+        took = re.search(r"^airlift: \w+ exited 0 after ([\d.]+) s$", result.stdout, re.MULTILINE)
+        if self.subcommand == "transfer" and took:
+            done["downtime_seconds"] = float(took.group(1))
+        return done
+
+    def verify(self, context, plan: Plan) -> Plan:
+        step = self.nodes.migration_step(self.settings(context).source, self.ctid)
+        return Plan() if self.done(step) else Plan([f"the converter records {step!r} after {self.subcommand}"])

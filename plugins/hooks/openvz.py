@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import shlex
 
-from openvz import STATE_DIR
-
 from airlift.connections import OPENVZ_SSH
 from airlift.errors import StepError
 from hooks.node import NodeHook, Result
+from openvz import STATE_DIR
 
 CONVERTER = "vpsadminos-convert"
 

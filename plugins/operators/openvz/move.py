@@ -7,9 +7,9 @@ import shlex
 from datetime import UTC, datetime
 
 from airflow.sdk.exceptions import AirflowSkipException
-from openvz import MIGRATED_DIR, STATE_DIR
 
 from airlift.errors import StepError
+from openvz import MIGRATED_DIR, STATE_DIR
 from operators.openvz.common import MigrationStepOperator
 from operators.runbook_step import Plan
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import shlex
 
-from openvz import MIGRATED_DIR
-
 from airlift.errors import StepError
+from openvz import MIGRATED_DIR
 from operators.openvz.common import MigrationStepOperator
 from operators.runbook_step import Plan
 

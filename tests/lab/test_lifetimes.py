@@ -336,7 +336,7 @@ def test_progress_executes_the_runbook_steps(world):
     destroyed = obj(lab, "vps_soft_deleted_expired")
     assert destroyed["state"] == "hard_delete" and in_window(destroyed["expiration"], 7)
     node = vps_node(lab, locked)
-    assert sh(lab, node, f"vzctl status {locked}").startswith(f"VEID {locked} deleted")
+    assert sh(lab, node, f"vzctl status {locked}").startswith(f"CTID {locked} deleted")
     assert (lab.node_root(node) / f"etc/vz/conf/{locked}.conf.destroyed").exists()
     assert not (lab.node_root(node) / f"vz/root/{locked}").exists()
     assert query(lab, "SELECT dataset_in_pool_id FROM vps WHERE vps_id = %s", (locked,)) == [(None,)]

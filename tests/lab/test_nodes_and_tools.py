@@ -108,8 +108,8 @@ def test_crontab_simulator(nodes):
 def test_vz_and_mount_simulators(lab, nodes):
     running = lab.info["running_vps_ids"]
     veid = next(v for server, vpses in running.items() if int(server) == 1 for v in vpses)
-    assert sh(nodes, "node1", f"vzctl status {veid}").stdout.strip() == f"VEID {veid} exist mounted running"
-    assert sh(nodes, "node1", "vzctl status 4242").stdout.strip() == "VEID 4242 deleted unmounted down"
+    assert sh(nodes, "node1", f"vzctl status {veid}").stdout.strip() == f"CTID {veid} exist mounted running"
+    assert sh(nodes, "node1", "vzctl status 4242").stdout.strip() == "CTID 4242 deleted unmounted down"
     listed = sh(nodes, "node1", "vzlist -H -o veid,status").stdout.split()
     assert str(veid) in listed and "running" in listed
     sh(nodes, "node1", "mkdir -p /tmp/m")

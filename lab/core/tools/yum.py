@@ -4,11 +4,13 @@ PATH links both here). Standard library only: it runs inside the node sandbox on
 /usr/bin/python3.
 
 The rpm database is /var/lib/lab/rpm/<name> (its version-release.arch); `rpm -q` reads it,
-`yum install` adds what the lab's repositories offer (YUM_CATALOG), asking first unless -y,
-and links the programs of packages the lab simulates (nc) into /usr/local/bin.
+`yum install` adds what the lab's repositories offer (YUM_CATALOG, and EXTRA_REPOS while their
+repo file is in /etc/yum.repos.d), asking first unless -y, updates a package a repository
+offers newer, and links the programs of packages the lab simulates (nc) into /usr/local/bin.
 """
 
 import os
+import re
 import sys
 
 if __package__:  # imported on the host (lab.core.tools.yum)
@@ -23,6 +25,12 @@ YUM_CATALOG = {
     "rsync": "3.0.6-12.el6.x86_64",
     "screen": "4.0.3-19.el6.x86_64",
     "git": "1.7.1-9.el6_9.x86_64",
+    "ruby": "1.8.7.374-5.el6.x86_64",
+}
+# Repositories beyond the base ones: (file in /etc/yum.repos.d, its baseurl) -> what they offer.
+# vpsFree.cz's (seed 003: the converter needs a Ruby newer than 2.0).
+EXTRA_REPOS = {
+    ("vpsfree.repo", "http://repo.vpsfree.cz/stable/"): {"ruby": "2.4.4-1.el6.x86_64"},
 }
 # Packages whose program an installation puts on the PATH: name -> its simulator, next to
 # this file in the node's /usr/local/lib/airlift-lab.
@@ -31,6 +39,24 @@ PROGRAMS = {"nc": "nc.py"}
 
 def rpm_installed(name):
     return toolbox.read(f"{RPM_DB}/{name}")
+
+
+def _version_key(version):
+    """rpm's order, roughly: numeric parts as numbers (version-release, the arch left out)."""
+    return [(int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.-]", version.rsplit(".", 1)[0])]
+
+
+def catalog():
+    """What the enabled repositories offer: name -> version-release.arch (the newest)."""
+    offered = dict(YUM_CATALOG)
+    for (name, baseurl), packages in EXTRA_REPOS.items():
+        text = toolbox.read(f"/etc/yum.repos.d/{name}") or ""
+        settings = dict(line.replace(" ", "").split("=", 1) for line in text.splitlines() if "=" in line)
+        if settings.get("baseurl", "").rstrip("/") == baseurl.rstrip("/") and settings.get("enabled", "1") != "0":
+            for package, version in packages.items():
+                if package not in offered or _version_key(version) > _version_key(offered[package]):
+                    offered[package] = version
+    return offered
 
 
 def rpm(args):
@@ -71,25 +97,39 @@ def yum(args):
         toolbox.err(f"No such command: {command}. Please use /usr/bin/yum --help")
         return 1
     toolbox.out("Loaded plugins: fastestmirror")
-    missing = [p for p in packages if p not in YUM_CATALOG]
+    offered = catalog()
+    missing = [p for p in packages if p not in offered]
     if missing:
         for p in missing:
             toolbox.out(f"No package {p} available.")
         if len(missing) == len(packages):
             toolbox.err("Error: Nothing to do")
             return 1
-    todo = [p for p in packages if p in YUM_CATALOG and not rpm_installed(p)]
+
+    def installed(p):
+        return (rpm_installed(p) or "").strip()
+
+    todo = [p for p in packages if p in offered and not installed(p)]
+    updates = [p for p in packages if p in offered and installed(p)
+               and _version_key(offered[p]) > _version_key(installed(p))]
     for p in packages:
-        if p in YUM_CATALOG and rpm_installed(p):
-            toolbox.out(f"Package {p}-{YUM_CATALOG[p]} already installed and latest version")
-    if not todo:
+        if p in offered and installed(p) and p not in updates:
+            toolbox.out(f"Package {p}-{installed(p)} already installed and latest version")
+    if not todo and not updates:
         toolbox.out("Nothing to do")
         return 0
     toolbox.out("Resolving Dependencies\n--> Running transaction check")
+    for p in updates:
+        toolbox.out(f"---> Package {p}.x86_64 0:{installed(p).rsplit('.', 1)[0]} will be updated\n"
+                    f"---> Package {p}.x86_64 0:{offered[p].rsplit('.', 1)[0]} will be an update")
     for p in todo:
-        toolbox.out(f"---> Package {p}.x86_64 0:{YUM_CATALOG[p].rsplit('.', 1)[0]} will be installed")
+        toolbox.out(f"---> Package {p}.x86_64 0:{offered[p].rsplit('.', 1)[0]} will be installed")
     toolbox.out("\nTransaction Summary\n" + "=" * 80)
-    toolbox.out(f"Install       {len(todo)} Package(s)\n")
+    if todo:
+        toolbox.out(f"Install       {len(todo)} Package(s)")
+    if updates:
+        toolbox.out(f"Upgrade       {len(updates)} Package(s)")
+    toolbox.out("")
     if not assume_yes:
         sys.stdout.write("Is this ok [y/N]: ")
         sys.stdout.flush()
@@ -98,12 +138,25 @@ def yum(args):
             toolbox.out("Exiting on user Command")
             return 1
     toolbox.out("Downloading Packages:\nRunning Transaction\n")
+    total, step = 2 * len(updates) + len(todo), 0
+    for p in updates:
+        old = installed(p)
+        toolbox.write(f"{RPM_DB}/{p}", offered[p] + "\n")
+        step += 1
+        toolbox.out(f"  Updating   : {p}-{offered[p].replace('.x86_64', '')}.x86_64{f'{step}/{total}':>30}")
+        step += 1
+        toolbox.out(f"  Cleanup    : {p}-{old.replace('.x86_64', '')}.x86_64{f'{step}/{total}':>30}")
     for p in todo:
-        toolbox.write(f"{RPM_DB}/{p}", YUM_CATALOG[p] + "\n")
+        toolbox.write(f"{RPM_DB}/{p}", offered[p] + "\n")
         install_binary(p)
-        toolbox.out(f"  Installing : {p}-{YUM_CATALOG[p].replace('.x86_64', '')}.x86_64{'1/1':>30}")
-    toolbox.out("\nInstalled:\n  "
-                + "  ".join(f"{p}.x86_64 0:{YUM_CATALOG[p].rsplit('.', 1)[0]}" for p in todo))
+        step += 1
+        toolbox.out(f"  Installing : {p}-{offered[p].replace('.x86_64', '')}.x86_64{f'{step}/{total}':>30}")
+    if todo:
+        toolbox.out("\nInstalled:\n  "
+                    + "  ".join(f"{p}.x86_64 0:{offered[p].rsplit('.', 1)[0]}" for p in todo))
+    if updates:
+        toolbox.out("\nUpdated:\n  "
+                    + "  ".join(f"{p}.x86_64 0:{offered[p].rsplit('.', 1)[0]}" for p in updates))
     toolbox.out("\nComplete!")
     return 0
 

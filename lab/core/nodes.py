@@ -45,8 +45,10 @@ def _tools() -> dict[str, Path]:
 TOOLS: dict[str, Path] = _tools()
 
 
-def bwrap_argv(root: Path, argv: list[str]) -> list[str]:
-    """The bubblewrap command that runs `argv` inside the node rooted at `root`."""
+def bwrap_argv(root: Path, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """The bubblewrap command that runs `argv` inside the node rooted at `root`, with the
+    node's environment plus `env` (e.g. sshd's SSH_ORIGINAL_COMMAND for a forced command)."""
+    extra = [a for name, value in (env or {}).items() for a in ("--setenv", name, value)]
     return [
         "bwrap",
         "--bind", str(root), "/",
@@ -64,6 +66,7 @@ def bwrap_argv(root: Path, argv: list[str]) -> list[str]:
         "--setenv", "SHELL", "/bin/bash",
         "--setenv", "LANG", "C.UTF-8",
         "--setenv", "TERM", os.environ.get("TERM", "xterm"),
+        *extra,
         "--unshare-uts", "--hostname", root.name,
         "--chdir", "/root",
         *argv,

@@ -3,7 +3,13 @@
 Each node has its own host key and loopback address; a session's commands run under
 bubblewrap in that node's root (lab.core.nodes.bwrap_argv), SFTP is chrooted to it. Clients
 authenticate with a key listed in the lab's authorized_keys (the Airflow key and every
-node's root key, so node-to-node ssh works).
+node's root key, so node-to-node ssh works), except on vpsAdminOS nodes:
+
+- root (any user but the one below) is let in with the Airflow key or a key in the node's
+  own /etc/ssh/authorized_keys.d/root (what the runbook's simfs/ploop preparation adds);
+- `osctl-ct-receive` is let in with a key of the node's receive keychain, as deployed by its
+  osctl to /run/osctl/send-receive/authorized_keys (`command="...",restrict KEY` lines), and
+  runs only that forced command, with SSH_ORIGINAL_COMMAND set (no shell, pty or SFTP).
 """
 
 from __future__ import annotations
@@ -18,7 +24,11 @@ import asyncssh
 
 from lab.core.config import LabConfig
 from lab.core.nodes import bwrap_argv
-from lab.core.topology import HOSTS
+from lab.core.topology import HOSTS, LabHost
+
+RECEIVE_USER = "osctl-ct-receive"
+RECEIVE_KEYS = "run/osctl/send-receive/authorized_keys"  # in the node's root
+ROOT_KEYS = "etc/ssh/authorized_keys.d/root"
 
 
 def addresses(cfg: LabConfig, host) -> list[str]:
@@ -81,13 +91,19 @@ async def _pump(reader, write, close=None):
 
 def _session_handler(root: Path):
     async def handle(process: asyncssh.SSHServerProcess) -> None:
-        command = process.command
-        if process.get_terminal_type():
+        command, env = process.command, None
+        forced = process.get_extra_info("lab_forced_command")
+        if process.get_extra_info("username") == RECEIVE_USER:
+            # sshd's ForceCommand: the key's command runs whatever was asked, which it reads
+            # from SSH_ORIGINAL_COMMAND (`restrict`: no pty either).
+            env = {"SSH_ORIGINAL_COMMAND": command} if command is not None else {}
+            command = forced
+        elif process.get_terminal_type():
             await _pty_session(process, root, command)
             return
         argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-s"]
         proc = await asyncio.create_subprocess_exec(
-            *bwrap_argv(root, argv),
+            *bwrap_argv(root, argv, env),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True,
         )
@@ -138,9 +154,39 @@ async def _pty_session(process, root: Path, command: str | None) -> None:
 CONNECTIONS: dict[str, set] = {}
 
 
+def _keys_file(path: Path) -> asyncssh.SSHAuthorizedKeys | None:
+    """A node's authorized_keys file (read at each login: osctl and the runbook change it),
+    None when missing or empty."""
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return asyncssh.import_authorized_keys(text) if text.strip() else None
+
+
 class _NodeServer(asyncssh.SSHServer):
-    def __init__(self, node: str):
-        self.node, self.conn = node, None
+    def __init__(self, host: LabHost, root: Path, lab_keys: asyncssh.SSHAuthorizedKeys,
+                 client_keys: asyncssh.SSHAuthorizedKeys):
+        self.node, self.conn = host.name, None
+        self.root, self.lab_keys, self.client_keys = root, lab_keys, client_keys
+        self.vpsadminos = "vpsadminos" in host.roles
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        peer = (self.conn.get_extra_info("peername") or ("",))[0]
+        if username == RECEIVE_USER:
+            keys = _keys_file(self.root / RECEIVE_KEYS) if self.vpsadminos else None
+            options = keys.validate(key, peer, peer) if keys else None
+            if not options or "command" not in options:
+                return False
+            self.conn.set_extra_info(lab_forced_command=options["command"])
+            return True
+        if self.vpsadminos:
+            return any(keys is not None and keys.validate(key, peer, peer) is not None
+                       for keys in (self.client_keys, _keys_file(self.root / ROOT_KEYS)))
+        return self.lab_keys.validate(key, peer, peer) is not None
 
     def connection_made(self, conn) -> None:
         self.conn = conn
@@ -162,18 +208,28 @@ def cut(node: str | None = None) -> int:
     return len(conns)
 
 
+def _sftp_factory(root: Path):
+    def factory(chan) -> asyncssh.SFTPServer:
+        if chan.get_extra_info("username") == RECEIVE_USER:  # only its forced command
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                            "SFTP and scp are not allowed for this user")
+        return asyncssh.SFTPServer(chan, chroot=str(root).encode())
+
+    return factory
+
+
 async def serve(cfg: LabConfig) -> list[asyncssh.SSHAcceptor]:
     authorized = asyncssh.read_authorized_keys(str(cfg.ssh_dir / "authorized_keys"))
+    client = asyncssh.read_authorized_keys(str(cfg.client_key.with_suffix(".pub")))
     acceptors = []
     for host in HOSTS:
         root = cfg.node_root(host.name)
         acceptors.append(await asyncssh.listen(
             addresses(cfg, host), cfg.ssh_port,
-            server_factory=lambda name=host.name: _NodeServer(name),
+            server_factory=lambda host=host, root=root: _NodeServer(host, root, authorized, client),
             server_host_keys=[str(cfg.ssh_dir / f"host_{host.name}")],
-            authorized_client_keys=authorized,
             process_factory=_session_handler(root),
-            sftp_factory=lambda chan, root=root: asyncssh.SFTPServer(chan, chroot=str(root).encode()),
+            sftp_factory=_sftp_factory(root),
             encoding=None,
             allow_scp=True,
         ))

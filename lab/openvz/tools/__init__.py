@@ -9,6 +9,6 @@ from pathlib import Path
 TOOLS_DIR = Path(__file__).resolve().parent
 # Tool name on the node's PATH -> the simulator here that answers to it.
 TOOLS = {
-    "osctl": "osctl.py",
+    "osctl": "osctl.py", "osctl-ct-receive": "osctl.py",
     "gem": "rubygems.py", "ruby": "rubygems.py",
 }

@@ -9,7 +9,7 @@ from airlift.connections import OPENVZ_SSH
 from operators.runbook_step import RunbookStepOperator
 
 # How a task mapped over containers is labelled in the UI.
-CT_LABEL = "{{ task.container.ctid }}"
+CT_LABEL = "CT {{ task.container.ctid }}"  # text: the DAG renders native objects, a bare id is an int
 
 
 class MigrationStepOperator(RunbookStepOperator):

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from lab.core.tools.zfs import Zfs
+from lab.core.tools.zfs import Zfs, ZfsError
 
 ROOT = Path(__file__).resolve().parents[2]
 ZFS = ROOT / "lab" / "core" / "tools" / "zfs.py"
@@ -385,6 +389,287 @@ def test_lab_world_pools(lab_world):
                                  key=str.encode)
     assert sh(node1, f"cat /vz/private/{veids[0]}/etc/hostname").strip()
     assert sh(node1, "zpool list -H -o name") == "vz\n"
+
+
+# -- snapshots that cost what changed, delta streams, resumable receive -------------------------
+OLD = time.time() - 3600  # data at rest: files are shared by hard link, not copied
+
+
+def put(path: Path, data: bytes, mtime: float | None = OLD, mode: int = 0o644) -> None:
+    """Replace a file as lab tools must (a new file renamed over it), optionally backdated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime))
+    os.replace(tmp, path)
+
+
+def tree_stats(path: Path) -> dict[str, tuple]:
+    """{relative path: (mode, mtime_ns, content digest or link target)} of a tree."""
+    out = {}
+    for rel, digest in tree_digest(path).items():
+        info = os.lstat(path / rel)
+        mtime = info.st_mtime_ns if not stat.S_ISDIR(info.st_mode) else 0  # see the end
+        out[rel] = (info.st_mode, mtime, digest)
+    for dirpath, _dirs, _files in os.walk(path):  # directories last: listing them is no change
+        if dirpath != str(path):
+            out[os.path.relpath(dirpath, path)] += (os.lstat(dirpath).st_mtime_ns,)
+    return out
+
+
+def disk_bytes(root: Path) -> int:
+    """Blocks on disk under `root`, each inode counted once."""
+    seen, total = set(), 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames + ["."]:
+            info = os.lstat(os.path.join(dirpath, name))
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_blocks * 512
+    return total
+
+
+def test_snapshots_cost_what_changed(node):
+    ok(node, "create", "tank/big")
+    big = node / "tank/big"
+    for i in range(20):
+        put(big / f"data/{i:02}.bin", os.urandom(1 << 20))
+    data = disk_bytes(big)
+    for n in range(10):
+        put(big / f"log/day-{n}", f"day {n}\n".encode() * 100, mtime=None)  # written just now
+        put(big / "data/00.bin", os.urandom(64 << 10) + b"%d" % n)
+        ok(node, "snapshot", f"tank/big@s{n}")
+    total = disk_bytes(node)
+    print(f"20 MiB dataset, 10 snapshots: {total / (1 << 20):.1f} MiB on disk")
+    assert total < 2 * data, (total, data)
+    # `used` of a snapshot: what only it holds, its own 00.bin (the newest shares the live
+    # one) and its copies of the logs (written just now, so copied, not linked).
+    used = ok(node, "list", "-Hp", "-o", "name,used,referenced", "-t", "snapshot", "tank/big")
+    rows = [line.split("\t") for line in used.splitlines()]
+    assert [int(u) for _n, u, _r in rows] == [(64 << 10) + 1 + 600 * (n + 1) for n in range(9)] + [
+        6000]
+    assert int(rows[0][2]) > 19 << 20
+
+
+def test_incremental_stream_carries_the_delta(node):
+    ok(node, "create", "tank/big")
+    big = node / "tank/big"
+    for i in range(3):
+        put(big / f"{i}.bin", os.urandom(10 << 20))
+    ok(node, "snapshot", "tank/big@a")
+    put(big / "1.bin", os.urandom(10 << 20))
+    (big / "2.bin").unlink()
+    ok(node, "snapshot", "tank/big@b")
+    proc = zfs(node, "send", "-v", "-i", "@a", "tank/big@b")
+    assert proc.returncode == 0, proc.err
+    assert 10 << 20 < len(proc.stdout) < (10 << 20) + 4096
+    assert proc.err.startswith("send from @a to tank/big@b estimated size is 10M\n"
+                               "total estimated size is 10M\n"
+                               "TIME        SENT   SNAPSHOT tank/big@b\n")
+    full = ok_bytes(node, "send", "tank/big@a")
+    assert 30 << 20 < len(full) < (30 << 20) + 4096
+    ok(node, "receive", "tank/copy", stdin=full)
+    ok(node, "receive", "tank/copy", stdin=proc.stdout)
+    assert tree_digest(node / "tank/copy") == tree_digest(big)
+
+
+def test_receive_of_intermediates_gives_every_snapshot_identically(node):
+    ok(node, "create", "tank/src")
+    src, seen = node / "tank/src", {}
+    steps = [
+        lambda: (put(src / "keep", b"kept\n"), put(src / "dir/a", b"a\n"),
+                 (src / "link").symlink_to("dir/a"), put(src / "gone", b"x" * 5000)),
+        lambda: ((src / "gone").unlink(), put(src / "dir/b", b"b\n", mtime=None),
+                 put(src / "keep", b"kept\n", mode=0o600)),
+        lambda: (shutil.rmtree(src / "dir"), put(src / "dir", b"a file now\n"),
+                 (src / "link").unlink(), (src / "link").symlink_to("keep")),
+        lambda: ((src / "dir").unlink(), put(src / "dir/deep/er/x", b"x\n"),
+                 (src / "empty").mkdir(), os.chmod(src / "dir/deep", 0o700)),
+    ]
+    for n, step in enumerate(steps):
+        step()
+        ok(node, "snapshot", f"tank/src@s{n}")
+        seen[n] = tree_stats(src)
+    ok(node, "receive", "tank/dst", stdin=ok_bytes(node, "send", "tank/src@s0"))
+    ok(node, "receive", "tank/dst", stdin=ok_bytes(node, "send", "-I", "@s0", "tank/src@s3"))
+    assert tree_stats(node / "tank/dst") == seen[3]
+    for n in range(4):  # each received snapshot, sent on as a full stream, is the original
+        ok(node, "receive", f"tank/check{n}", stdin=ok_bytes(node, "send", f"tank/dst@s{n}"))
+        assert tree_stats(node / f"tank/check{n}") == seen[n], n
+
+
+def test_an_in_place_write_into_a_snapshot_file_is_caught(node):
+    ok(node, "create", "tank/d")
+    put(node / "tank/d/shared", b"version 1\n")
+    put(node / "tank/d/replaced", b"version 1\n")
+    ok(node, "snapshot", "tank/d@a")
+    put(node / "tank/d/replaced", b"version 2\n")  # a new inode: the snapshot keeps the old
+    ok(node, "receive", "tank/r", stdin=ok_bytes(node, "send", "tank/d@a"))
+    assert (node / "tank/r/replaced").read_text() == "version 1\n"
+    with open(node / "tank/d/shared", "r+b") as f:  # into the inode the snapshot shares
+        f.write(b"VERSION")
+    message = ("lab zfs: snapshot tank/d@a was changed by an in-place write to /tank/d/shared; "
+               "lab tools must replace files (write a new file and rename it), not write into "
+               "them\n")
+    proc = zfs(node, "send", "tank/d@a")
+    assert (proc.returncode, proc.err, proc.stdout) == (1, message, b"")
+    with pytest.raises(ZfsError) as caught:
+        Zfs(node).rollback("tank/d@a")
+    assert caught.value.message + "\n" == message
+    assert (node / "tank/d/shared").read_bytes() == b"VERSION 1\n"  # nothing was rolled back
+
+
+def _resumable_source(node: Path) -> bytes:
+    ok(node, "create", "tank/src")
+    for i in range(16):
+        put(node / f"tank/src/f{i:02}", os.urandom(64 << 10))
+    (node / "tank/src/link").symlink_to("f00")
+    ok(node, "snapshot", "tank/src@a")
+    return ok_bytes(node, "send", "tank/src@a")
+
+
+TOKEN = r"1-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+"
+
+
+def test_resumable_receive_of_a_cut_full_stream(node):
+    full = _resumable_source(node)
+    begun = full.index(b"\n", full.index(b"\n", 20) + 1) + 1  # magic, header, begin record
+    for k, cut in enumerate((begun + 5, len(full) // 4, len(full) // 2, len(full) - 10)):
+        target = f"tank/r{k}"
+        proc = zfs(node, "receive", "-s", target, stdin=full[:cut])
+        token = ok(node, "get", "-H", "-o", "value", "receive_resume_token", target).strip()
+        assert re.fullmatch(TOKEN, token), (cut, token)
+        assert (proc.returncode, proc.err) == (
+            1, "cannot receive new filesystem stream: checksum mismatch or incomplete stream.\n"
+               "Partially received snapshot is saved.\nA resuming stream can be generated on "
+               f"the sending system by running:\n    zfs send -t {token}\n")
+        # The new filesystem exists, unmounted, without the snapshot's data or the snapshot.
+        assert ok(node, "list", "-H", "-o", "name,mounted", "-t", "all", "-r", target) == (
+            f"{target}\tno\n")
+        assert not any((node / target).iterdir())
+        rest = ok_bytes(node, "send", "-t", token)
+        assert len(rest) <= len(full) - cut + (64 << 10) + 1024
+        ok(node, "receive", "-s", target, stdin=rest)
+        assert tree_digest(node / target) == tree_digest(node / "tank/src")
+        assert ok(node, "get", "-H", "-o", "value", "receive_resume_token,mounted", target) == (
+            "-\nyes\n")
+        assert ok(node, "list", "-H", "-o", "name", "-t", "snapshot", target) == f"{target}@a\n"
+    assert not any((node / "var/lib/lab/zfs/recv").iterdir())
+    # Cut twice: the second token carries on from where the resumed stream stopped.
+    zfs(node, "receive", "-s", "tank/twice", stdin=full[:len(full) // 3])
+    token = ok(node, "get", "-H", "-o", "value", "receive_resume_token", "tank/twice").strip()
+    rest = ok_bytes(node, "send", "-t", token)
+    zfs(node, "receive", "-s", "tank/twice", stdin=rest[:len(rest) // 2])
+    second = ok(node, "get", "-H", "-o", "value", "receive_resume_token", "tank/twice").strip()
+    assert second != token
+    ok(node, "receive", "-s", "tank/twice", stdin=ok_bytes(node, "send", "-t", second))
+    assert tree_digest(node / "tank/twice") == tree_digest(node / "tank/src")
+
+
+def test_resume_state_refusals_and_abort(node):
+    full = _resumable_source(node)
+    zfs(node, "receive", "-s", "tank/r", stdin=full[:len(full) // 2])
+    proc = zfs(node, "receive", "tank/r", stdin=full)
+    assert (proc.returncode, proc.err) == (1, "cannot receive new filesystem stream: destination "
+                                              "'tank/r' exists\nmust specify -F to overwrite it\n")
+    proc = zfs(node, "receive", "-F", "tank/r", stdin=full)
+    assert (proc.returncode, proc.err) == (1, "cannot receive new filesystem stream: destination "
+                                              "tank/r contains partially-complete state from "
+                                              "\"zfs receive -s\".\n")
+    ok(node, "receive", "-A", "tank/r")  # a new filesystem's partial receive: all of it goes
+    assert zfs(node, "list", "tank/r").returncode == 1
+    proc = zfs(node, "receive", "-A", "tank/src")
+    assert (proc.returncode, proc.err) == (1, "'tank/src' does not have any resumable receive "
+                                              "state to abort\n")
+    proc = zfs(node, "receive", "-A", "tank/nope")
+    assert proc.returncode == 2 and proc.err.startswith(
+        "cannot open 'tank/nope': dataset does not exist\nusage:\n\treceive ")
+    # An incremental receive into an existing filesystem keeps its partial state hidden.
+    ok(node, "receive", "tank/r", stdin=full)
+    for i in range(8):
+        put(node / f"tank/src/new{i}", os.urandom(64 << 10))
+    ok(node, "snapshot", "tank/src@b")
+    incr = ok_bytes(node, "send", "-i", "@a", "tank/src@b")
+    before = tree_digest(node / "tank/r")
+    proc = zfs(node, "receive", "-s", "tank/r", stdin=incr[:len(incr) // 2])
+    assert proc.err.startswith("cannot receive incremental stream: checksum mismatch or "
+                               "incomplete stream.\nPartially received snapshot is saved.\n")
+    assert tree_digest(node / "tank/r") == before
+    assert ok(node, "list", "-H", "-o", "name", "-t", "all", "-r", "tank/r") == "tank/r\ntank/r@a\n"
+    proc = zfs(node, "receive", "tank/r", stdin=incr)
+    assert (proc.returncode, proc.err) == (1, "cannot receive incremental stream: destination "
+                                              "tank/r contains partially-complete state from "
+                                              "\"zfs receive -s\".\n")
+    ok(node, "receive", "-A", "tank/r")
+    assert ok(node, "get", "-H", "-o", "value", "receive_resume_token", "tank/r") == "-\n"
+    assert tree_digest(node / "tank/r") == before
+    zfs(node, "receive", "-s", "tank/r", stdin=incr[:len(incr) // 3])
+    token = ok(node, "get", "-H", "-o", "value", "receive_resume_token", "tank/r").strip()
+    proc = zfs(node, "send", "-v", "-t", token)
+    assert proc.err.startswith("resume token contents:\nnvlist version: 0\n")
+    assert "send from @a to tank/src@b estimated size is " in proc.err
+    ok(node, "receive", "-s", "tank/r", stdin=proc.stdout)
+    assert tree_digest(node / "tank/r") == tree_digest(node / "tank/src")
+    proc = zfs(node, "send", "-t", "1-zz-10-00")
+    assert (proc.returncode, proc.err) == (1, "cannot resume send: resume token is corrupt "
+                                              "(invalid format)\n")
+    proc = zfs(node, "send", "-t", token[:-2] + "00")
+    assert (proc.returncode, proc.err) == (1, "cannot resume send: resume token is corrupt "
+                                              "(incorrect checksum)\n")
+    ok(node, "destroy", "tank/src@b")
+    proc = zfs(node, "send", "-t", token)
+    assert (proc.returncode, proc.err) == (1, "cannot resume send: 'tank/src@b' used in the "
+                                              "initial send no longer exists\n")
+
+
+def test_a_cut_receive_without_s_leaves_nothing_partial(node):
+    full = _resumable_source(node)
+    proc = zfs(node, "receive", "tank/r", stdin=full[:len(full) // 2])
+    assert (proc.returncode, proc.err) == (1, "cannot receive new filesystem stream: "
+                                              "incomplete stream\n")
+    assert zfs(node, "list", "tank/r").returncode == 1 and not (node / "tank/r").exists()
+    assert not any((node / "var/lib/lab/zfs/recv").iterdir())
+    # -I: the snapshots that arrived whole stay (as real ZFS), the cut one leaves no trace.
+    ok(node, "receive", "tank/r", stdin=full)
+    for name in ("b", "c"):
+        put(node / f"tank/src/{name}", os.urandom(256 << 10))
+        ok(node, "snapshot", f"tank/src@{name}")
+    incr = ok_bytes(node, "send", "-I", "@a", "tank/src@c")
+    zfs(node, "receive", "tank/r", stdin=incr[:len(incr) - 1000])
+    assert ok(node, "list", "-H", "-o", "name", "-t", "snapshot", "tank/r") == "tank/r@a\ntank/r@b\n"
+    assert (node / "tank/r/b").exists() and not (node / "tank/r/c").exists()
+    assert ok(node, "get", "-H", "-o", "value", "receive_resume_token", "tank/r") == "-\n"
+    assert not any((node / "var/lib/lab/zfs/recv").iterdir())
+
+
+def test_a_throttled_send_shows_progress_and_a_killed_one_resumes(node):
+    full = _resumable_source(node)  # about 1 MiB
+    (node / "etc/lab").mkdir(parents=True)
+    (node / "etc/lab/zfs-send-rate").write_text("400000\n")
+    env = {"LAB_ZFS_ROOT": str(node), "PATH": "/usr/bin"}
+    started = time.monotonic()
+    sender = subprocess.Popen(["/usr/bin/python3", str(ZFS), "send", "-v", "tank/src@a"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    receiver = subprocess.Popen(["/usr/bin/python3", str(ZFS), "receive", "-s", "tank/r"],
+                                stdin=sender.stdout, stderr=subprocess.PIPE, env=env)
+    sender.stdout.close()
+    time.sleep(1.6)
+    sender.kill()  # the cut: the receiver reads EOF
+    assert receiver.wait(timeout=30) == 1
+    assert b"Partially received snapshot is saved." in receiver.stderr.read()
+    err = sender.stderr.read().decode()
+    assert err.startswith("full send of tank/src@a estimated size is 1M\n"
+                          "total estimated size is 1M\nTIME        SENT   SNAPSHOT tank/src@a\n")
+    assert re.search(r"^\d\d:\d\d:\d\d   [ 0-9.]{3,4}[KM]   tank/src@a$", err, re.MULTILINE), err
+    token = ok(node, "get", "-H", "-o", "value", "receive_resume_token", "tank/r").strip()
+    (node / "etc/lab/zfs-send-rate").unlink()
+    rest = ok_bytes(node, "send", "-t", token)
+    assert len(rest) < len(full) * 0.7
+    ok(node, "receive", "-s", "tank/r", stdin=rest)
+    assert tree_digest(node / "tank/r") == tree_digest(node / "tank/src")
+    assert time.monotonic() - started < 20
 
 
 if __name__ == "__main__":

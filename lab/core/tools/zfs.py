@@ -14,10 +14,37 @@ daemons:
 Behaviour and wording follow OpenZFS's cmd/zfs and libzfs (research/vpsadminos.md §6):
 errors on stderr as "<action>: <reason>", exit 1; usage errors print the command's usage
 and exit 2. Simplifications: a filesystem's data is the directory at its mountpoint (or a
-hidden directory when the mountpoint is none/legacy); a snapshot is a full copy of the
-dataset's own files (child datasets left out) under /var/lib/lab/zfs/snapshots/<guid>;
-a send stream is a one-line JSON header followed by a tar of each snapshot it carries;
-`used` of a snapshot is 0; no clones, volumes or bookmarks.
+hidden directory when the mountpoint is none/legacy); no clones, volumes or bookmarks.
+
+Snapshots cost what changed. A snapshot is a tree of the dataset's own files (child datasets
+left out) under /var/lib/lab/zfs/snapshots/<guid>, with a manifest <guid>.json of each path's
+kind, mode, owner, mtime_ns and a file's size and inode. Directories and symlinks are
+recreated; a regular file is a hard link to the live file when its mtime is more than 2 s
+old (so a file unchanged across snapshots is one inode in all of them), else a copy. A
+shared inode means an in-place write (or chmod, chown) of the live file changes the snapshot
+too: every reader of a snapshot's files (send, rollback, receive) first compares them with
+the manifest and, if one changed, fails with "lab zfs: snapshot X was changed by an in-place
+write to Y; ..." rather than use wrong data. So lab tools replace files (write a new file and
+rename it, as toolbox.write does), which gives the live name a new inode and leaves the
+snapshot's alone. A write into a file modified within the last 2 s could land in the same
+clock tick and keep its mtime unnoticed: such files are copied. Not rsync's quick check
+(same size and mtime: unchanged): a tool that sets mtimes would leave stale bytes in a
+snapshot. `used` of a snapshot is the size of the files only it links (real ZFS: what only
+it holds).
+
+A send stream is a line "LAB-ZFS-STREAM 2", a JSON header line, then per carried snapshot
+a begin record (the paths deleted since the previous snapshot), one record per file or
+symlink that differs from it (another inode or other stats; a JSON line, a file's bytes
+after it; a full stream has them all), and an end record with the directories whose stats
+changed; the -v sizes are those deltas. The receiver builds each snapshot in a staging tree
+(the previous snapshot's tree in hard links), a file first whole in a side file and then
+renamed in, so a cut stream leaves only complete files; a cut -I stream keeps the snapshots
+that came whole, as OpenZFS. `receive -s` keeps a cut receive (a new filesystem exists,
+inconsistent and unmounted; an existing one keeps it hidden, as OpenZFS's <fs>/%recv) and
+the filesystem's receive_resume_token names the snapshot and the last path received; `send
+-t` sends the records after it, `receive -A` drops it. For fault tests a node file
+/etc/lab/zfs-send-rate (bytes a second) slows every send on that node, so a test can cut a
+stream midway; without it sends run at full speed.
 """
 
 from __future__ import annotations
@@ -33,10 +60,11 @@ import os
 import random
 import re
 import shutil
+import signal
 import stat
 import sys
-import tarfile
 import time
+import zlib
 from pathlib import Path
 
 if __package__:  # imported on the host (lab.core.tools.zfs)
@@ -45,8 +73,11 @@ else:  # run as a program: toolbox.py is next to it
     import toolbox
 
 STATE_DIR = "var/lib/lab/zfs"
-STREAM_MAGIC = b"LAB-ZFS-STREAM 1\n"
+STREAM_MAGIC = b"LAB-ZFS-STREAM 2\n"
 POOL_FREE_FALLBACK = 1 << 40
+SEND_RATE_FILE = "etc/lab/zfs-send-rate"  # bytes a second a send may write; absent: no limit
+SETTLED_NS = 2 * 10**9  # a file's mtime older than this: any later write changes it (_share)
+CHUNK = 1 << 16
 
 # name -> (column, kind, default, inheritable, readonly, applies-to, index values)
 # kind: str | num | index | date; applies-to: "fs", "snap" or "all".
@@ -72,6 +103,7 @@ PROPS = {
     "mounted": ("MOUNTED", "index", None, False, True, "fs", ("yes", "no")),
     "origin": ("ORIGIN", "str", None, False, True, "fs", None),
     "clones": ("CLONES", "str", None, False, True, "snap", None),
+    "receive_resume_token": ("RESUMETOK", "str", None, False, True, "fs", None),
 }
 ALIASES = {"avail": "available", "refer": "referenced", "compress": "compression",
            "recsize": "recordsize"}
@@ -85,7 +117,7 @@ VALUES_TEXT = {"quota": "<size> | none", "refquota": "<size> | none",
                "mounted": "yes | no", "origin": "<snapshot>", "clones": "<dataset>[,...]",
                "type": "filesystem | volume | snapshot | bookmark", "creation": "<date>",
                "createtxg": "<uint64>", "used": "<size>", "available": "<size>",
-               "referenced": "<size>"}
+               "referenced": "<size>", "receive_resume_token": "<string token>"}
 
 USAGE = {
     "create": "\tcreate [-Pnp[p]uv] [-o property=value] ... <filesystem>\n",
@@ -105,7 +137,8 @@ USAGE = {
            "\t    <\"all\" | property[,...]> [filesystem|volume|snapshot|bookmark] ...\n",
     "inherit": "\tinherit [-rS] <property> <filesystem|volume|snapshot> ...\n",
     "send": "\tsend [-DLPbcehnpsUVvw] [-i|-I snapshot]\n"
-            "\t     [-R [-X dataset[,dataset]...]]     <snapshot>\n",
+            "\t     [-R [-X dataset[,dataset]...]]     <snapshot>\n"
+            "\tsend [-nVvPe] -t <receive_resume_token>\n",
     "receive": "\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ...\n"
                "\t    <filesystem|volume|snapshot>\n"
                "\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ... \n"
@@ -169,6 +202,184 @@ def _parent(name: str) -> str | None:
 
 def _depth(name: str) -> int:
     return name.count("/")
+
+
+# -- trees: how snapshots are kept -----------------------------------------------------------
+def _walk(top: Path, skip=frozenset()):
+    """(relative path, path, lstat) of everything below `top`, not descending into `skip`."""
+    stack = [top]
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            path = Path(entry.path)
+            info = entry.stat(follow_symlinks=False)
+            yield str(path.relative_to(top)), path, info
+            if stat.S_ISDIR(info.st_mode) and path not in skip:
+                stack.append(path)
+
+
+def _entry(path: Path, info) -> list | None:
+    """What a snapshot's manifest records of a path: kind, mode, uid, gid, mtime_ns, then a
+    file's size and inode or a symlink's target; None for what snapshots leave out (fifos,
+    sockets, devices)."""
+    head = [info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns]
+    if stat.S_ISREG(info.st_mode):
+        return ["f", *head, info.st_size, info.st_ino]
+    if stat.S_ISDIR(info.st_mode):
+        return ["d", *head]
+    if stat.S_ISLNK(info.st_mode):
+        return ["l", *head, os.readlink(path)]
+    return None
+
+
+def _scan(tree: Path) -> dict:
+    manifest = {".": _entry(tree, tree.lstat())}
+    for rel, path, info in _walk(tree):
+        entry = _entry(path, info)
+        if entry is not None:
+            manifest[rel] = entry
+    return manifest
+
+
+def _digest(h, rel: str, info, entry: list | None) -> None:
+    """One path's part of a tree's fingerprint (what tells "modified since the snapshot")."""
+    target = entry[5] if entry and entry[0] == "l" else ""
+    h.update(f"{rel}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\0{target}\n"
+             .encode("utf-8", "surrogateescape"))
+
+
+def _intact(path: Path, entry: list) -> bool:
+    """The file still has the kind, mode, owner, mtime and size recorded (the inode is not
+    compared: a copied node directory keeps its snapshots)."""
+    try:
+        now = _entry(path, os.lstat(path))
+    except OSError:
+        return False
+    return now is not None and now[:6] == entry[:6]
+
+
+def _attrs(path: Path, entry: list) -> None:
+    """Give a recreated file, directory or symlink its recorded owner, mode and mtime."""
+    with contextlib.suppress(OSError):  # not root: the files stay ours
+        os.lchown(path, entry[2], entry[3])
+    if entry[0] != "l":
+        os.chmod(path, stat.S_IMODE(entry[1]))
+    os.utime(path, ns=(entry[4], entry[4]), follow_symlinks=False)
+
+
+def _copy(src: Path, dst: Path, info) -> None:
+    shutil.copy2(src, dst)
+    with contextlib.suppress(OSError):
+        os.lchown(dst, info.st_uid, info.st_gid)
+
+
+def _share(src: Path, dst: Path, info) -> None:
+    """Make `dst` hold `src`'s file. A hard link costs nothing, but an in-place write to one
+    name then changes both; every reader of a snapshot notices that by the changed mtime
+    (_intact), which a write surely changes only once the file's mtime is well in the past
+    (timestamps come from a coarse clock, some file systems keep whole seconds). So a file
+    modified in the last SETTLED_NS is copied, any other linked."""
+    if info.st_mtime_ns < time.time_ns() - SETTLED_NS:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another file system, too many links, protected_hardlinks
+            pass
+    _copy(src, dst, info)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# -- streams -----------------------------------------------------------------------------------
+class _Cut(Exception):
+    """The stream ended before its last record, or the receiver was told to stop."""
+
+
+_SIGNALS: tuple = ()  # the signals that cut a receive (set by the command line)
+
+
+@contextlib.contextmanager
+def _deferred_signals():
+    """Hold back the signals that cut a receive while its state changes."""
+    if not _SIGNALS:
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _line(record: dict) -> bytes:
+    return json.dumps(record).encode() + b"\n"
+
+
+def _record(stream) -> dict:
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise _Cut()
+    return json.loads(line)
+
+
+def _decode_token(token: str) -> dict:
+    """A resume token's contents, refused with the real command's reasons."""
+    def corrupt(why: str) -> ZfsError:
+        return ZfsError(f"cannot resume send: resume token is corrupt ({why})")
+    m = re.fullmatch(r"(\d+)-([0-9a-f]+)-([0-9a-f]+)-(.*)", token)
+    if not m:
+        raise corrupt("invalid format")
+    if m.group(1) != "1":
+        raise corrupt(f"invalid version {m.group(1)}")
+    try:
+        data = bytes.fromhex(m.group(4))
+    except ValueError:
+        raise corrupt("payload is not hex-encoded") from None
+    if zlib.adler32(data) != int(m.group(2), 16):
+        raise corrupt("incorrect checksum")
+    try:
+        packed = zlib.decompress(data)
+    except zlib.error:
+        raise corrupt("decompression failed") from None
+    if len(packed) != int(m.group(3), 16):
+        raise corrupt("decompression failed")
+    try:
+        return json.loads(packed)
+    except ValueError:
+        raise corrupt("nvlist_unpack failed") from None
+
+
+class _Pump:
+    """Writes a stream: at most `rate` bytes a second (the node's SEND_RATE_FILE, so a test
+    can cut a slow stream midway) and, with -v, a progress line a second on stderr as the
+    real progress thread prints it."""
+
+    def __init__(self, out, rate: int, verbose, snap: str):
+        self.out, self.rate, self.verbose, self.snap = out, rate, verbose, snap
+        self.piece = min(CHUNK, max(rate // 4, 512)) if rate else CHUNK
+        self.sent, self.start = 0, time.monotonic()
+        self.tick = self.start + 1
+
+    def write(self, data: bytes) -> None:
+        for at in range(0, len(data), self.piece):
+            piece = data[at:at + self.piece]
+            self.out.write(piece)
+            self.sent += len(piece)
+            if self.rate:
+                self.out.flush()
+                time.sleep(max(0.0, self.start + self.sent / self.rate - time.monotonic()))
+            if self.verbose is not None and time.monotonic() >= self.tick:
+                self.verbose.write(f"{time.strftime('%H:%M:%S')}   {nicenum(self.sent):>5}   "
+                                   f"{self.snap}\n")
+                self.verbose.flush()
+                self.tick = time.monotonic() + 1
 
 
 class Zfs:
@@ -314,29 +525,16 @@ class Zfs:
         """(relative path, host path, lstat) of a filesystem's own files; child datasets'
         directories are yielded as empty directories, their contents left out."""
         top = self.host_path(self._data_dir(st, name))
-        child_dirs = {self.host_path(self._data_dir(st, c)) for c in self._children(st, name)}
-        if not top.is_dir():
-            return
-        stack = [top]
-        while stack:
-            current = stack.pop()
-            with os.scandir(current) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                path = Path(entry.path)
-                info = entry.stat(follow_symlinks=False)
-                yield str(path.relative_to(top)), path, info
-                if stat.S_ISDIR(info.st_mode) and path not in child_dirs:
-                    stack.append(path)
+        if top.is_dir():
+            yield from _walk(top, {self.host_path(self._data_dir(st, c))
+                                   for c in self._children(st, name)})
 
     def _fingerprint(self, st: dict, name: str) -> tuple[str, int]:
         """A digest of a filesystem's own tree (to tell "modified since the last snapshot")
         and its size in bytes (`referenced`)."""
         h, size = hashlib.sha256(), 0
         for rel, path, info in self._own_files(st, name):
-            target = os.readlink(path) if stat.S_ISLNK(info.st_mode) else ""
-            h.update(f"{rel}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\0{target}\n"
-                     .encode("utf-8", "surrogateescape"))
+            _digest(h, rel, info, _entry(path, info))
             if stat.S_ISREG(info.st_mode):
                 size += info.st_size
         return h.hexdigest(), size
@@ -348,7 +546,15 @@ class Zfs:
 
     def _used(self, st: dict, name: str) -> int:
         if name in st["snapshots"]:
-            return 0
+            # What only this snapshot holds, as real ZFS: its files no other tree links.
+            tree = self._tree(st["snapshots"][name])
+            used = 0
+            for rel, entry in self._manifest(st["snapshots"][name]).items():
+                with contextlib.suppress(OSError):
+                    info = os.lstat(tree / rel)
+                    if entry[0] == "f" and info.st_nlink == 1:
+                        used += info.st_size
+            return used
         return self._referenced(st, name) + sum(
             self._used(st, c) for c in self._children(st, name) if _parent(c) == name)
 
@@ -403,6 +609,8 @@ class Zfs:
             return "-", "-"
         if prop == "clones":
             return "", "-"
+        if prop == "receive_resume_token":
+            return self._token(st, name) or "-", "-"
         value, source = self._prop_source(st, name, prop)
         if prop in ("quota", "refquota"):
             # libzfs prints 0 as none; the source stays where the value came from, so an
@@ -574,7 +782,8 @@ class Zfs:
 
     def _remove_snapshot(self, st: dict, snap: str) -> None:
         meta = st["snapshots"].pop(snap)
-        shutil.rmtree(self.state_dir / "snapshots" / f"{meta['guid']:016x}", ignore_errors=True)
+        shutil.rmtree(self._tree(meta), ignore_errors=True)
+        self._tree(meta).with_suffix(".json").unlink(missing_ok=True)
         self._changed()
 
     def _remove_dataset(self, st: dict, name: str) -> None:
@@ -583,6 +792,9 @@ class Zfs:
         path = self.host_path(self._data_dir(st, name))
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+        if "recv" in st["datasets"][name]:
+            shutil.rmtree(self.state_dir / st["datasets"][name]["recv"]["stage"],
+                          ignore_errors=True)
         del st["datasets"][name]
         self._names = None
         self._changed()
@@ -697,39 +909,84 @@ class Zfs:
         self._changed()
 
     # -- snapshots -----------------------------------------------------------------------
+    def _tree(self, meta: dict) -> Path:
+        return self.state_dir / "snapshots" / meta.get("tree", f"{meta['guid']:016x}")
+
+    def _new_tree(self, guid: int) -> str:
+        """A snapshot's directory name: its guid, unless a snapshot of that guid is here
+        already (received on the node it was sent from)."""
+        name = f"{guid:016x}"
+        while (self.state_dir / "snapshots" / name).exists():
+            name = f"{guid:016x}-{random.getrandbits(32):08x}"
+        (self.state_dir / "snapshots" / name).mkdir(parents=True)
+        return name
+
+    def _manifest(self, meta: dict) -> dict:
+        """{relative path: entry} of a snapshot's tree ("." its top), kept next to the tree;
+        written here for a snapshot taken before manifests existed."""
+        path = self._tree(meta).with_suffix(".json")
+        with contextlib.suppress(FileNotFoundError):
+            return json.loads(path.read_text())
+        manifest = _scan(self._tree(meta))
+        toolbox.write(path, json.dumps(manifest))
+        return manifest
+
+    def _record_snapshot(self, st: dict, fs: str, snapname: str, meta: dict) -> None:
+        tree = self._tree(meta)
+        toolbox.write(tree.with_suffix(".json"), json.dumps(_scan(tree)))
+        st["snapshots"][f"{fs}@{snapname}"] = meta
+        self._changed()
+
+    def _check(self, st: dict, snap: str, rel: str, entry: list) -> None:
+        """Refuse to read a snapshot's file that no longer has the stats it was recorded with:
+        its inode is shared with the live file, and something wrote into that."""
+        if not _intact(self._tree(st["snapshots"][snap]) / rel, entry):
+            where = self._data_dir(st, snap.split("@", 1)[0]).rstrip("/")
+            raise ZfsError(f"lab zfs: snapshot {snap} was changed by an in-place write to "
+                           f"{where}/{rel}; lab tools must replace files (write a new file and "
+                           "rename it), not write into them")
+
+    def _check_all(self, st: dict, snap: str, rels=None) -> dict:
+        manifest = self._manifest(st["snapshots"][snap])
+        for rel in manifest if rels is None else rels:
+            if manifest[rel][0] == "f":
+                self._check(st, snap, rel, manifest[rel])
+        return manifest
+
     def _take_snapshot(self, st: dict, fs: str, snapname: str, creation: int | None = None,
                        guid: int | None = None, txg: int | None = None) -> None:
+        """A tree of hard links to the live files where that is safe (_share), so a snapshot
+        costs what changed. An unchanged file shares the previous snapshot's inode because
+        both link the live one. Not rsync's quick check (same size and mtime: link the previous
+        snapshot's file): a tool that sets mtimes makes it keep stale bytes."""
         guid = guid or (random.getrandbits(63) | 1)
-        target = self.state_dir / "snapshots" / f"{guid:016x}"
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
+        tree = self._new_tree(guid)
+        target = self.state_dir / "snapshots" / tree
         top = self.host_path(self._data_dir(st, fs))
-        if top.is_dir():
-            shutil.copystat(top, target)
-        h, size = hashlib.sha256(), 0
-        dirs = []
+        h, size, dirs = hashlib.sha256(), 0, []
         for rel, path, info in self._own_files(st, fs):
+            entry = _entry(path, info)
+            _digest(h, rel, info, entry)
             dest = target / rel
-            mode = info.st_mode
-            link = os.readlink(path) if stat.S_ISLNK(mode) else ""
-            h.update(f"{rel}\0{mode}\0{info.st_size}\0{info.st_mtime_ns}\0{link}\n"
-                     .encode("utf-8", "surrogateescape"))
-            if stat.S_ISDIR(mode):
+            if entry is None:
+                continue  # fifos, sockets, devices: not kept, as before
+            if entry[0] == "d":
                 dest.mkdir()
-                dirs.append((path, dest))
-            elif stat.S_ISLNK(mode):
-                os.symlink(link, dest)
-            elif stat.S_ISREG(mode):
-                shutil.copy2(path, dest)
+                dirs.append((dest, entry))
+            elif entry[0] == "l":
+                os.symlink(entry[5], dest)
+                _attrs(dest, entry)
+            else:
                 size += info.st_size
-        for path, dest in reversed(dirs):
-            shutil.copystat(path, dest)
-        st["snapshots"][f"{fs}@{snapname}"] = {
-            "guid": guid, "createtxg": txg or st["txg"], "fingerprint": h.hexdigest(),
-            "creation": int(creation if creation is not None else time.time()),
-            "referenced": size}
-        self._changed()
+                _share(path, dest, info)
+        for dest, entry in reversed(dirs):  # children first: adding them changed the mtimes
+            _attrs(dest, entry)
+        if top.is_dir():
+            _attrs(target, _entry(top, top.lstat()))
+        self._record_snapshot(st, fs, snapname, {
+            "guid": guid, "tree": tree, "createtxg": txg or st["txg"],
+            "fingerprint": h.hexdigest(), "referenced": size,
+            "creation": int(creation if creation is not None else time.time())})
 
     def snapshot(self, names: str | list[str], recursive: bool = False,
                  creation: int | None = None) -> None:
@@ -755,8 +1012,11 @@ class Zfs:
             for d, s in todo:
                 self._take_snapshot(st, d, s, creation, txg=txg)
 
-    def _restore(self, st: dict, fs: str, snap_dir: Path) -> None:
-        """Make a filesystem's own files equal to a snapshot copy (rollback / receive)."""
+    def _restore(self, st: dict, fs: str, snap: str) -> None:
+        """Make a filesystem's own files equal to a snapshot (rollback / receive): the
+        snapshot's files are checked first, then shared with the live tree (_share)."""
+        manifest = self._check_all(st, snap)
+        tree = self._tree(st["snapshots"][snap])
         top = self.host_path(self._data_dir(st, fs))
         child_dirs = {self.host_path(self._data_dir(st, c)) for c in self._children(st, fs)}
         top.mkdir(parents=True, exist_ok=True)
@@ -765,11 +1025,18 @@ class Zfs:
                 if entry.is_dir() and not entry.is_symlink() and entry not in child_dirs:
                     self._clear_except(entry, child_dirs)
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
+            _remove(entry)
+        for rel in sorted(manifest):  # a directory before what it holds
+            entry, dest = manifest[rel], top / rel
+            if entry[0] == "d":
+                dest.mkdir(exist_ok=True)  # "." and child datasets' mountpoints exist
+            elif entry[0] == "l":
+                os.symlink(entry[5], dest)
+                _attrs(dest, entry)
             else:
-                entry.unlink()
-        shutil.copytree(snap_dir, top, symlinks=True, dirs_exist_ok=True)
+                _share(tree / rel, dest, os.lstat(tree / rel))
+        for rel in sorted((r for r, e in manifest.items() if e[0] == "d"), reverse=True):
+            _attrs(top / rel, manifest[rel])
 
     def _clear_except(self, directory: Path, keep: set[Path]) -> None:
         for entry in list(directory.iterdir()):
@@ -777,33 +1044,75 @@ class Zfs:
                 continue
             if any(c.is_relative_to(entry) for c in keep) and entry.is_dir():
                 self._clear_except(entry, keep)
-            elif entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
             else:
-                entry.unlink()
+                _remove(entry)
 
     def rollback(self, snap: str) -> None:
         with self.batch() as st:
             self._need(st, snap)
             fs = snap.split("@", 1)[0]
+            self._check_all(st, snap)  # before anything is destroyed
             later = [s for s in self._snapshots_of(st, fs)
                      if st["snapshots"][s]["createtxg"] > st["snapshots"][snap]["createtxg"]]
             for s in later:
                 self._remove_snapshot(st, s)
-            self._restore(st, fs, self.state_dir / "snapshots" / f"{st['snapshots'][snap]['guid']:016x}")
+            self._restore(st, fs, snap)
             st["snapshots"][snap]["fingerprint"] = self._fingerprint(st, fs)[0]
             self._changed()
 
     # -- send / receive ------------------------------------------------------------------
-    def send(self, out, snap: str, from_snap: str | None = None, intermediates: bool = False,
-             props: bool = False, verbose=None, dry_run: bool = False) -> None:
+    def _delta(self, st: dict, base: str | None, snap: str, after: str | None = None) -> dict:
+        """What a stream carries for `snap` over `base` (None: all of it): the paths gone or
+        changed in kind, then in path order the files and symlinks that differ (another inode
+        or other stats), and the directories whose stats differ. `after`: a resumed stream,
+        only the records after that path (the receiver has the rest)."""
+        new = self._manifest(st["snapshots"][snap])
+        old = self._manifest(st["snapshots"][base]) if base else {}
+        records = [(rel, e) for rel, e in sorted(new.items())
+                   if e[0] != "d" and old.get(rel) != e and (after is None or rel > after)]
+        self._check_all(st, snap, [rel for rel, _e in records])
+        return {"snap": snap, "from": base, "records": records,
+                "deleted": [] if after is not None else
+                sorted(r for r in old if r not in new or new[r][0] != old[r][0]),
+                "dirs": {r: e for r, e in new.items() if e[0] == "d" and old.get(r) != e},
+                "size": sum(e[5] for _rel, e in records if e[0] == "f")}
+
+    def _resume_plan(self, st: dict, token: str) -> tuple[str, str | None, dict]:
+        """(snapshot, incremental source, token contents) of `zfs send -t`, with the real
+        command's refusals."""
+        nv = _decode_token(token)
+        toname, toguid = nv.get("toname"), nv.get("toguid")
+        if not isinstance(toname, str) or not isinstance(toguid, int) or "after" not in nv:
+            raise ZfsError("cannot resume send: resume token is corrupt")
+        snap = next((s for s in self._snapshots_of(st, toname.split("@", 1)[0])
+                     if st["snapshots"][s]["guid"] == toguid), None)  # renamed is fine
+        if snap is None:
+            reason = ("is no longer the same snapshot used in the initial send"
+                      if toname in st["snapshots"] else "used in the initial send no longer exists")
+            raise ZfsError(f"cannot resume send: '{toname}' {reason}")
+        base = None
+        if nv.get("fromguid"):
+            base = next((s for s in self._snapshots_of(st, snap.split("@", 1)[0])
+                         if st["snapshots"][s]["guid"] == nv["fromguid"]), None)
+            if base is None:
+                raise ZfsError(f"cannot resume send: incremental source {nv['fromguid']:#x} "
+                               "no longer exists")
+        return snap, base, nv
+
+    def send(self, out, snap: str | None, from_snap: str | None = None,
+             intermediates: bool = False, props: bool = False, verbose=None,
+             dry_run: bool = False, token: str | None = None) -> None:
         """Write a stream for `snap` (full, or incremental from `from_snap`, -I with
-        `intermediates`) to the binary file `out`; -v text goes to `verbose`."""
+        `intermediates`; or what a resume `token` still misses) to the binary file `out`;
+        -v text goes to `verbose`. The state lock is held to plan, not while streaming."""
         with self.batch() as st:
+            after, nv = None, None
+            if token is not None:
+                snap, from_snap, nv = self._resume_plan(st, token)
+                after = nv["after"]
             if snap not in st["snapshots"]:
                 raise ZfsError(f"cannot open '{snap}': dataset does not exist")
             fs = snap.split("@", 1)[0]
-            chain = self._snapshots_of(st, fs)
             carried = [snap]
             from_meta = None
             if from_snap:
@@ -818,114 +1127,346 @@ class Zfs:
                     raise ZfsError(f"warning: cannot send '{snap}': not an earlier snapshot "
                                    "from the same fs")
                 if intermediates:
-                    carried = [s for s in chain
+                    carried = [s for s in self._snapshots_of(st, fs)
                                if from_meta["createtxg"] < st["snapshots"][s]["createtxg"]
                                <= st["snapshots"][snap]["createtxg"]]
-            size = sum(st["snapshots"][s]["referenced"] for s in carried)
-            if verbose is not None:
-                if from_snap:
-                    verbose.write(f"send from @{from_snap.split('@', 1)[1]} to {snap} "
-                                  f"estimated size is {nicenum(size)}\n")
-                else:
-                    verbose.write(f"full send of {snap} estimated size is {nicenum(size)}\n")
-                verbose.write(f"total estimated size is {nicenum(size)}\n")
-                if not dry_run:
-                    verbose.write(f"TIME        SENT   SNAPSHOT {snap}\n")
-                verbose.flush()
-            if dry_run:
-                return
-            header = {"source": fs, "toname": snap,
+            parts, base = [], from_snap
+            for s in carried:
+                parts.append(self._delta(st, base, s, after))
+                base = s
+            trees = {s: self._tree(st["snapshots"][s]) for s in carried}
+            header = {"source": fs, "toname": snap, "resume": token is not None,
                       "fromguid": from_meta["guid"] if from_meta else 0,
                       "fromname": from_snap,
                       "props": dict(st["datasets"][fs]["props"]) if props else None,
                       "snapshots": [{"name": s.split("@", 1)[1], "guid": st["snapshots"][s]["guid"],
                                      "creation": st["snapshots"][s]["creation"]} for s in carried]}
-            out.write(STREAM_MAGIC + json.dumps(header).encode() + b"\n")
-            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for i, s in enumerate(carried):
-                    tar.add(self.state_dir / "snapshots" / f"{st['snapshots'][s]['guid']:016x}",
-                            arcname=str(i))
-            out.flush()
-            if verbose is not None:
-                verbose.write(f"{time.strftime('%H:%M:%S')}   {nicenum(size):>5}   {snap}\n")
+        if verbose is not None:
+            if nv is not None:
+                verbose.write("resume token contents:\nnvlist version: 0\n" + "".join(
+                    f"\t{k} = {v:#x}\n" if isinstance(v, int) else f"\t{k} = {v}\n"
+                    for k, v in nv.items()))
+            for part in parts:
+                if part["from"]:
+                    verbose.write(f"send from @{part['from'].split('@', 1)[1]} to {part['snap']} "
+                                  f"estimated size is {nicenum(part['size'])}\n")
+                else:
+                    verbose.write(f"full send of {part['snap']} estimated size is "
+                                  f"{nicenum(part['size'])}\n")
+            verbose.write(f"total estimated size is {nicenum(sum(p['size'] for p in parts))}\n")
+            if not dry_run:
+                verbose.write(f"TIME        SENT   SNAPSHOT {snap}\n")
+            verbose.flush()
+        if dry_run:
+            return
+        rate = toolbox.read(self.host_path(SEND_RATE_FILE), "").strip()
+        pump = _Pump(out, int(rate) if rate.isdigit() else 0, verbose, snap)
+        pump.write(STREAM_MAGIC + json.dumps(header).encode() + b"\n")
+        for i, part in enumerate(parts):
+            pump.write(_line({"begin": i, "deleted": part["deleted"]}))
+            for rel, entry in part["records"]:
+                pump.write(_line({"path": rel, "entry": entry[:6]}))
+                if entry[0] == "f":
+                    with open(trees[part["snap"]] / rel, "rb") as f:
+                        left = entry[5]
+                        while left:
+                            chunk = f.read(min(CHUNK, left))
+                            if not chunk:  # shrunk under us: the same in-place write
+                                with self.batch() as st:
+                                    self._check(st, part["snap"], rel, entry)
+                                raise ZfsError(f"lab zfs: {part['snap']}: {rel} shrank while sent")
+                            pump.write(chunk)
+                            left -= len(chunk)
+            pump.write(_line({"end": i, "dirs": part["dirs"]}))
+        out.flush()
+        if verbose is not None:
+            verbose.write(f"{time.strftime('%H:%M:%S')}   {nicenum(pump.sent):>5}   {snap}\n")
 
-    def receive(self, stream, target: str, force: bool = False, no_mount: bool = False) -> None:
-        """Apply a stream from `send` read from the binary file `stream` to `target`."""
-        magic = stream.readline()
-        if magic != STREAM_MAGIC:
-            raise ZfsError("cannot receive: invalid stream (bad magic number)")
-        header = json.loads(stream.readline())
-        fs, _, target_snap = target.partition("@")
+    def abort_receive(self, fs: str) -> None:
+        """`zfs receive -A`: drop a partial receive (and the filesystem it was creating)."""
+        with self.batch() as st:
+            if fs not in st["datasets"]:
+                raise ZfsError(f"cannot open '{fs}': dataset does not exist", 2, "receive")
+            ds = st["datasets"][fs]
+            if "recv" not in ds:
+                raise ZfsError(f"'{fs}' does not have any resumable receive state to abort")
+            if ds.get("inconsistent"):
+                self.destroy(fs)
+            else:
+                shutil.rmtree(self.state_dir / ds.pop("recv")["stage"], ignore_errors=True)
+            self._changed()
+
+    def _receive_checks(self, st: dict, header: dict, fs: str, force: bool, resumable: bool,
+                        where: str) -> str | None:
+        """The refusals before any data is read, as OpenZFS orders them; the target's
+        snapshot the stream's first snapshot builds on (None: a full stream)."""
         full = header["fromguid"] == 0
-        what = "new filesystem" if full else "incremental"
+        ds = st["datasets"].get(fs)
+        if header["resume"]:
+            if ds is None:
+                raise ZfsError(f"{where}: destination '{fs}' does not exist")
+            if full and not ds.get("inconsistent") and not force:
+                raise ZfsError(f"{where}: Resuming recv on existing destination '{fs}'\n"
+                               "must specify -F to overwrite it")
+            if ds.get("recv", {}).get("toguid") != header["snapshots"][0]["guid"]:
+                raise ZfsError(f"{where}: " + ("kernel modules must be upgraded to receive "
+                                               "this stream." if resumable else
+                                               "invalid backup stream"))
+            return None
+        busy = ZfsError(f"{where}: destination {fs} contains partially-complete state from "
+                        "\"zfs receive -s\".")
+        if full:
+            if ds is not None:
+                if not force:
+                    raise ZfsError(f"{where}: destination '{fs}' exists\n"
+                                   "must specify -F to overwrite it")
+                existing = self._snapshots_of(st, fs)
+                if existing:
+                    # The real one names the first its ZAP cursor meets; here the newest.
+                    raise ZfsError(f"{where}: destination has snapshots (eg. {existing[-1]})\n"
+                                   "must destroy them to overwrite it")
+                if "recv" in ds:
+                    raise busy
+            else:
+                parent = _parent(fs)
+                if parent is None:
+                    raise ZfsError(f"{where}: destination '{fs}' does not exist")
+                if parent not in st["datasets"]:
+                    raise ZfsError(f"cannot open '{parent}': dataset does not exist\n"
+                                   f"{where}: unable to restore to destination")
+            return None
+        if ds is None:
+            raise ZfsError(f"{where}: destination '{fs}' does not exist")
+        if "recv" in ds:
+            raise busy
+        snaps = self._snapshots_of(st, fs)
+        by_guid = {st["snapshots"][s]["guid"]: s for s in snaps}
+        base = by_guid.get(header["fromguid"])
+        if force and base is not None and snaps[-1] != base:
+            for s in snaps[snaps.index(base) + 1:]:
+                self._remove_snapshot(st, s)
+            snaps = self._snapshots_of(st, fs)
+        if not snaps or st["snapshots"][snaps[-1]]["guid"] != header["fromguid"]:
+            raise ZfsError(f"{where}: most recent snapshot of {fs} does not\n"
+                           "match incremental source")
+        if self._fingerprint(st, fs)[0] != st["snapshots"][snaps[-1]]["fingerprint"]:
+            if not force:
+                raise ZfsError(f"{where}: destination {fs} has been modified\n"
+                               "since most recent snapshot")
+            self.rollback(snaps[-1])
+        return snaps[-1]
+
+    def receive(self, stream, target: str, force: bool = False, no_mount: bool = False,
+                resumable: bool = False) -> None:
+        """Apply a stream from `send` read from the binary file `stream` to `target`.
+
+        Each carried snapshot is built in a staging tree (the previous snapshot's tree in
+        hard links, minus what the stream deletes, plus its records) that becomes the
+        snapshot's tree; the live filesystem follows the last complete one. A stream that ends
+        early keeps the complete snapshots; with `resumable` (-s) also the staging tree and
+        the last path whose record completed, which the resume token carries."""
+        if stream.readline() != STREAM_MAGIC:
+            raise ZfsError("cannot receive: invalid stream (bad magic number)")
+        line = stream.readline()
+        if not line.endswith(b"\n"):
+            raise ZfsError("cannot receive: failed to read from stream")
+        header = json.loads(line)
+        fs, _, target_snap = target.partition("@")
+        what = ("resume" if header["resume"] else
+                "new filesystem" if header["fromguid"] == 0 else "incremental")
         where = f"cannot receive {what} stream"
         with self.batch() as st:
-            if full:
-                if fs in st["datasets"]:
-                    if not force:
-                        raise ZfsError(f"{where}: destination '{fs}' exists\n"
-                                       "must specify -F to overwrite it")
-                    existing = self._snapshots_of(st, fs)
-                    if existing:
-                        # The real one names the first its ZAP cursor meets; here the newest.
-                        raise ZfsError(f"{where}: destination has snapshots (eg. {existing[-1]})\n"
-                                       "must destroy them to overwrite it")
-                else:
-                    parent = _parent(fs)
-                    if parent is None:
-                        raise ZfsError(f"{where}: destination '{fs}' does not exist")
-                    if parent not in st["datasets"]:
-                        raise ZfsError(f"cannot open '{parent}': dataset does not exist\n"
-                                       f"{where}: unable to restore to destination")
-            else:
-                if fs not in st["datasets"]:
-                    raise ZfsError(f"{where}: destination '{fs}' does not exist")
-                snaps = self._snapshots_of(st, fs)
-                by_guid = {st["snapshots"][s]["guid"]: s for s in snaps}
-                base = by_guid.get(header["fromguid"])
-                if force and base is not None and snaps[-1] != base:
-                    for s in snaps[snaps.index(base) + 1:]:
-                        self._remove_snapshot(st, s)
-                    snaps = self._snapshots_of(st, fs)
-                if not snaps or st["snapshots"][snaps[-1]]["guid"] != header["fromguid"]:
-                    raise ZfsError(f"{where}: most recent snapshot of {fs} does not\n"
-                                   "match incremental source")
-                if self._fingerprint(st, fs)[0] != st["snapshots"][snaps[-1]]["fingerprint"]:
-                    if not force:
-                        raise ZfsError(f"{where}: destination {fs} has been modified\n"
-                                       "since most recent snapshot")
-                    self.rollback(snaps[-1])
+            base = self._receive_checks(st, header, fs, force, resumable, where)
+            partial = st["datasets"][fs]["recv"] if header["resume"] else None
             names = [s["name"] for s in header["snapshots"]]
             if target_snap:
                 names[-1] = target_snap
+            if partial:
+                names = [partial["name"]]
             for name in names:
                 if f"{fs}@{name}" in st["snapshots"]:
                     raise ZfsError(f"cannot restore to {fs}@{name}: destination already exists")
-            incoming = self.state_dir / "incoming" / f"{os.getpid()}-{random.getrandbits(32):08x}"
-            incoming.mkdir(parents=True)
-            try:
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
-                    for member in tar:
-                        # Python 3.11.4+ warns without an extraction filter; older has none.
-                        extra = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
-                        tar.extract(member, incoming, set_attrs=True, **extra)
-                if full and fs not in st["datasets"]:
-                    self._new_dataset(st, fs, {})
-                if header.get("props"):
-                    for prop, value in header["props"].items():
-                        if prop in ("mountpoint", "canmount"):
-                            self.set(fs, prop, value)
-                        else:
-                            st["datasets"][fs]["props"][prop] = value
-                for i, (meta, name) in enumerate(zip(header["snapshots"], names, strict=True)):
-                    self._restore(st, fs, incoming / str(i))
-                    self._take_snapshot(st, fs, name, creation=meta["creation"],
-                                        guid=meta["guid"], txg=self._next_txg(st))
-                if no_mount:
-                    st["datasets"][fs]["mounted"] = False
-                self._changed()
-            finally:
-                shutil.rmtree(incoming, ignore_errors=True)
+        keep = resumable or partial is not None  # a cut leaves a resumable state
+        done, cur = [], None  # snapshots received; the one being received
+        try:
+            while len(done) < len(names):
+                record = _record(stream)
+                if "begin" in record:
+                    i = record["begin"]
+                    fromguid = header["snapshots"][i - 1]["guid"] if i else header["fromguid"]
+                    cur = {"name": names[i], "after": "", "bytes": 0,
+                           "toguid": header["snapshots"][i]["guid"], "fromguid": fromguid,
+                           "toname": f"{header['source']}@{header['snapshots'][i]['name']}",
+                           "creation": header["snapshots"][i]["creation"]}
+                    if partial:
+                        cur.update(partial)
+                    else:
+                        cur["stage"] = f"recv/{os.getpid()}-{random.getrandbits(32):08x}"
+                        self._stage(fs, done[-1] if done else base, record["deleted"],
+                                    self.state_dir / cur["stage"])
+                        if keep:
+                            self._keep_partial(fs, cur, header)
+                    saved = time.monotonic()
+                elif "path" in record:
+                    cur["bytes"] += self._stage_record(stream, self.state_dir / cur["stage"],
+                                                       record)
+                    cur["after"] = record["path"]
+                    if keep and time.monotonic() > saved + 2:  # a killed receiver loses little
+                        self._keep_partial(fs, cur, header)
+                        saved = time.monotonic()
+                else:
+                    self._stage_commit(fs, cur, record["dirs"], header, props=not done)
+                    done.append(cur["name"])
+                    cur = None
+        except (_Cut, KeyboardInterrupt):
+            if done:
+                self._receive_done(fs, done[-1], no_mount)
+            if cur is not None and keep:
+                token = self._keep_partial(fs, cur, header)
+                raise ZfsError(f"{where}: checksum mismatch or incomplete stream.\n"
+                               "Partially received snapshot is saved.\n"
+                               "A resuming stream can be generated on the sending system by "
+                               f"running:\n    zfs send -t {token}") from None
+            raise ZfsError(f"{where}: incomplete stream") from None
+        finally:
+            if cur is not None:
+                (self.state_dir / (cur["stage"] + ".part")).unlink(missing_ok=True)
+                if not keep:
+                    shutil.rmtree(self.state_dir / cur["stage"], ignore_errors=True)
+        self._receive_done(fs, done[-1], no_mount)
+
+    def _stage(self, fs: str, base: str | None, deleted: list[str], stage: Path) -> None:
+        """A staging tree: the base snapshot's tree in hard links, minus `deleted`."""
+        stage.mkdir(parents=True)
+        try:
+            self._fill_stage(fs, base, deleted, stage)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+
+    def _fill_stage(self, fs: str, base: str | None, deleted: list[str], stage: Path) -> None:
+        if base is None:
+            return
+        with self.batch() as st:
+            snap = f"{fs}@{base}" if "@" not in base else base
+            manifest = self._check_all(st, snap)
+            tree = self._tree(st["snapshots"][snap])
+        for rel in sorted(manifest):
+            entry, dest = manifest[rel], stage / rel
+            if entry[0] == "d":
+                dest.mkdir(exist_ok=True)
+            elif entry[0] == "l":
+                os.symlink(entry[5], dest)
+                _attrs(dest, entry)
+            else:
+                try:
+                    os.link(tree / rel, dest)  # both names are snapshot trees: never written
+                except OSError:
+                    _copy(tree / rel, dest, os.lstat(tree / rel))
+        for rel in deleted:
+            _remove(stage / rel)
+
+    def _stage_record(self, stream, stage: Path, record: dict) -> int:
+        """Apply one file or symlink record: a file is read whole into a side file and only
+        then renamed into place, so the tree never holds a half-received file."""
+        rel, entry = record["path"], record["entry"]
+        dest, part = stage / rel, stage.with_name(stage.name + ".part")
+        if entry[0] == "f":
+            with open(part, "wb") as f:
+                left = entry[5]
+                while left:
+                    chunk = stream.read(min(CHUNK, left))
+                    if not chunk:
+                        raise _Cut()
+                    f.write(chunk)
+                    left -= len(chunk)
+            _attrs(part, entry)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        if entry[0] == "f":
+            os.replace(part, dest)
+            return entry[5]
+        dest.unlink(missing_ok=True)
+        os.symlink(entry[5], dest)
+        _attrs(dest, entry)
+        return 0
+
+    def _stage_commit(self, fs: str, cur: dict, dirs: dict, header: dict, props: bool) -> None:
+        """The end of a snapshot's records: directories get their stats (the changed ones from
+        the stream, the others the base's), the staging tree becomes the snapshot."""
+        stage = self.state_dir / cur["stage"]
+        with self.batch() as st:
+            base = next((s for s in self._snapshots_of(st, fs)
+                         if st["snapshots"][s]["guid"] == cur["fromguid"]), None)
+            base = self._manifest(st["snapshots"][base]) if base else {}
+        for rel in sorted(dirs):
+            if (stage / rel).is_symlink() or (stage / rel).exists() and not (stage / rel).is_dir():
+                _remove(stage / rel)
+            (stage / rel).mkdir(parents=True, exist_ok=True)
+        present = ["."] + [rel for rel, _p, info in _walk(stage) if stat.S_ISDIR(info.st_mode)]
+        for rel in sorted(present, reverse=True):
+            entry = dirs.get(rel) or base.get(rel)
+            if entry:
+                _attrs(stage / rel, entry)
+        h, size = hashlib.sha256(), 0
+        for rel, path, info in _walk(stage):
+            _digest(h, rel, info, _entry(path, info))
+            size += info.st_size if stat.S_ISREG(info.st_mode) else 0
+        with _deferred_signals(), self.batch() as st:
+            if fs not in st["datasets"]:
+                self._new_dataset(st, fs, {})
+            if props and header.get("props"):
+                for prop, value in header["props"].items():
+                    if prop in ("mountpoint", "canmount"):
+                        self.set(fs, prop, value)
+                    else:
+                        st["datasets"][fs]["props"][prop] = value
+            tree = self._new_tree(cur["toguid"])
+            os.replace(stage, self.state_dir / "snapshots" / tree)  # over the empty directory
+            self._record_snapshot(st, fs, cur["name"], {
+                "guid": cur["toguid"], "tree": tree, "createtxg": self._next_txg(st),
+                "fingerprint": h.hexdigest(), "referenced": size,
+                "creation": int(cur["creation"])})
+            st["datasets"][fs].pop("recv", None)
+
+    def _keep_partial(self, fs: str, cur: dict, header: dict) -> str:
+        """Record a partial receive on its filesystem (a new one exists from now on, marked
+        inconsistent, its data not the snapshot's); the resume token."""
+        with _deferred_signals(), self.batch() as st:
+            if fs not in st["datasets"]:
+                self._new_dataset(st, fs, {})
+                st["datasets"][fs].update(inconsistent=True, mounted=False)
+            st["datasets"][fs]["recv"] = {k: cur[k] for k in (
+                "stage", "name", "after", "bytes", "toguid", "fromguid", "toname", "creation")}
+            self._changed()
+            return self._token(st, fs)
+
+    def _token(self, st: dict, fs: str) -> str | None:
+        """`receive_resume_token`: 1-<adler32 hex>-<length hex>-<zlib'd JSON in hex>, laid
+        out like OpenZFS's (which packs an nvlist and sums it with fletcher4)."""
+        recv = st["datasets"][fs].get("recv")
+        if not recv:
+            return None
+        nv = {"fromguid": recv["fromguid"], "object": 0, "offset": 0, "bytes": recv["bytes"],
+              "toguid": recv["toguid"], "toname": recv["toname"], "after": recv["after"]}
+        if not nv["fromguid"]:
+            del nv["fromguid"]
+        packed = json.dumps(nv).encode()
+        data = zlib.compress(packed)
+        return f"1-{zlib.adler32(data):x}-{len(packed):x}-{data.hex()}"
+
+    def _receive_done(self, fs: str, last: str, no_mount: bool) -> None:
+        """The live filesystem becomes the last snapshot received."""
+        with _deferred_signals(), self.batch() as st:
+            ds = st["datasets"][fs]
+            self._restore(st, fs, f"{fs}@{last}")
+            st["snapshots"][f"{fs}@{last}"]["fingerprint"] = self._fingerprint(st, fs)[0]
+            if ds.pop("inconsistent", False):
+                ds["mounted"] = True
+            if no_mount:
+                ds["mounted"] = False
+            self._changed()
 
     # -- list / get rows -----------------------------------------------------------------
     def _select(self, st: dict, args: list[str], recursive: bool, depth: int | None,
@@ -1336,12 +1877,27 @@ def _run(z: Zfs, command: str, args: list[str], stdin, stdout, text_out) -> int:
                 z.inherit(name, rest[0])
         return 0
     if command == "send":
-        opts, rest = _getopt(command, args, "cpLvnePi:I:")
+        opts, rest = _getopt(command, args, "cpLvnePi:I:t:")
         flags = {o for o, _ in opts}
-        from_snap, intermediates = None, False
+        from_snap, intermediates, token = None, False, None
         for o, v in opts:
             if o in ("-i", "-I"):
                 from_snap, intermediates = v, o == "-I"
+            elif o == "-t":
+                token = v
+        verbose = sys.stderr if "-v" in flags else None
+        if "-n" in flags and verbose is not None:
+            verbose = text_out
+        if token is not None:
+            if from_snap or "-p" in flags:
+                raise UsageError("invalid flags combined with -t", command)
+            if rest:
+                raise UsageError("too many arguments", command)
+            if "-n" not in flags and os.isatty(stdout.fileno()):
+                raise ZfsError("Error: Stream can not be written to a terminal.\n"
+                               "You must redirect standard output.")
+            z.send(stdout, None, verbose=verbose, dry_run="-n" in flags, token=token)
+            return 0
         if not rest:
             raise UsageError("missing snapshot argument", command)
         if len(rest) > 1:
@@ -1368,25 +1924,37 @@ def _run(z: Zfs, command: str, args: list[str], stdin, stdout, text_out) -> int:
             if "@" in from_name or "/" in from_name:
                 raise UsageError("invalid incremental source", command)
             from_snap = f"{fs}@{from_name}"
-        verbose = sys.stderr if "-v" in flags else None
-        if "-n" in flags and verbose is not None:
-            verbose = text_out
         z.send(stdout, snap, from_snap, intermediates, props="-p" in flags, verbose=verbose,
                dry_run="-n" in flags)
         return 0
     if command == "receive":
-        opts, rest = _getopt(command, args, "vnFusdeo:x:")
+        opts, rest = _getopt(command, args, "vnFusdeAo:x:")
         flags = {o for o, _ in opts}
         if not rest:
             raise UsageError("missing snapshot argument", command)
         if len(rest) > 1:
             raise UsageError("too many arguments", command)
+        if "-A" in flags:
+            if flags & {"-d", "-e", "-n", "-s", "-u"}:
+                raise UsageError("invalid option", command)
+            z.abort_receive(rest[0])
+            return 0
         if os.isatty(stdin.fileno()):
             raise ZfsError("Error: Backup stream can not be read from a terminal.\n"
                            "You must redirect standard input.")
-        z.receive(stdin, rest[0], force="-F" in flags, no_mount="-u" in flags)
+        # A killed receive (a cut ssh hangs up) ends like a cut stream: -s keeps what came.
+        global _SIGNALS
+        _SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+        for sig in _SIGNALS[:2]:
+            signal.signal(sig, _stop)
+        z.receive(stdin, rest[0], force="-F" in flags, no_mount="-u" in flags,
+                  resumable="-s" in flags)
         return 0
     raise UsageError(f"unrecognized command '{command}'", None)
+
+
+def _stop(signum, frame):
+    raise _Cut()
 
 
 def zpool_main(argv: list[str]) -> int:
@@ -1416,7 +1984,5 @@ def zpool_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import signal
-
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `zfs list | head` ends quietly, as real
     toolbox.main({"zfs": main, "zpool": zpool_main})

@@ -627,13 +627,16 @@ class RunReportOperator(RunbookStepOperator):
             task_id = key if key in self.dag.task_dict else re.sub(r"_\d+$", "", key)
             if task_id == self.task_id or task_id not in self.dag.task_dict:
                 continue
+            # one instance of a mapped task (or of a task in a mapped group): its own XCom
+            map_index = int(key.rsplit("_", 1)[1]) if key != task_id else None
             section = sections[task_id.split(".")[0]]
             if state == "success" and not task_id.endswith(".report"):
-                for record in ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None) or []:
+                records = ti.xcom_pull(task_ids=task_id, map_indexes=map_index, default=None) or []
+                for record in records if isinstance(records, list) else [records]:
                     if isinstance(record, dict) and record.get("applied"):
                         section["changes"] += len(record.get("changes") or [])
             elif state == "failed":
-                left = ti.xcom_pull(task_ids=task_id, key=self.LEFT, map_indexes=None, default=None) or []
+                left = ti.xcom_pull(task_ids=task_id, key=self.LEFT, map_indexes=map_index, default=None) or []
                 section["failed"][key] = [item for items in left for item in (items or [])] \
                     if left and isinstance(left[0], list) else left
             elif state in ("upstream_failed", None):

@@ -3,23 +3,19 @@
 # vpsAdminOS node (`zfs send | ssh root@DST zfs recv -s`), run as a remote job (job.sh: it
 # outlives the SSH session and the Airflow worker, never two copies at once).
 #   zfs-send.sh sync  CTID DATASET DST PORT DST_DATASET DELTA_BYTES PASSES
-#   zfs-send.sh final CTID DATASET DST PORT DST_DATASET SLOTS START(yes|no)
+#   zfs-send.sh final CTID DATASET DST PORT DST_DATASET SLOTS OWNER START(yes|no)
 # sync: passes while the container runs, each sending what changed since the last one (the
 # first: every snapshot the dataset has, then the new one), until one moves at most
 # DELTA_BYTES or PASSES were made. final: one more pass while it runs, then the downtime:
-# vzctl stop, a last snapshot and its (small) delta, and the handover to osctld (`receive
-# transfer CTID [start]`); prints the downtime.
+# vzctl stop, a last snapshot and its (small) delta, the handover to osctld (`receive transfer
+# CTID`), the owner's user namespace and the start; prints the downtime.
 # Every send first finishes an interrupted receive from its resume token; each dataset goes
 # from the newest snapshot the destination has, so a rerun continues where the last one
 # stopped. Snapshots are named airlift-<mode>-<ns>; only the newest is kept on each side.
 set -uo pipefail
 mode=$1 ctid=$2 src=$3 dst=$4 port=$5 dst_root=$6
 shift 6
-{% include "slot.sh" %}
-
-remote() {  # a command on the destination as root, its argv quoted for the remote shell
-    ssh -p "$port" -o BatchMode=yes -l root "$dst" -- "$(printf '%q ' "$@")"
-}
+{% include "pair.sh" %}
 
 to_bytes() {  # 1.23G -> bytes (zfs's 1024-based short sizes)
     awk -v s="$1" 'BEGIN { n = s + 0; u = substr(s, length(s)); m = index("KMGTPE", u);
@@ -95,7 +91,7 @@ case "$mode" in
         done
         ;;
     final)
-        slots=$1 start=$2
+        slots=$1 owner=$2 start=$3
         take_slot "$slots"
         state=$(remote osctl -j ct show "$ctid" | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
         if [ "$state" = staged ]; then
@@ -103,11 +99,13 @@ case "$mode" in
             down=$(date +%s.%N)
             vzctl stop "$ctid" || exit 1
             one_pass "airlift-final-$(date +%s%N)" || exit 1
-            ssh -p "$port" -o BatchMode=yes -T -l osctl-ct-receive "$dst" receive transfer "$ctid" \
-                $([ "$start" = yes ] && echo start) < /dev/null || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
+            ssh -p "$port" -o BatchMode=yes -T -l osctl-ct-receive "$dst" receive transfer "$ctid" < /dev/null \
+                || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
+            settle "$ctid" "$owner" "$start" || { echo "airlift: the destination refused the container" >&2; exit 1; }
             up=$(date +%s.%N)
             echo "airlift: downtime $(awk -v a="$down" -v b="$up" 'BEGIN { printf "%.3f", b - a }') s"
         else
+            settle "$ctid" "$owner" "$start" || exit 1
             echo "airlift: container $ctid is already $state on $dst: handed over before"
         fi
         ;;

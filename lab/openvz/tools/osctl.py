@@ -63,6 +63,11 @@ PROFILES = {
     "2019": {
         "version": "19.03.0",
         "path_groups": True,        # group names are paths: /default
+        # A lab choice: the converter writes the archive's group as `default`; research §3
+        # infers osctld refused that since 8e04a727 (`group name has to start with /`), which
+        # would make the runbook's migration impossible, yet the runbook shows it working. This
+        # profile takes a relative group of an archive as one under the root group.
+        "relative_archive_groups": True,
         "receive": "ctid",          # receive commands take [pool:]<id>; skel prints nothing
         "keys": "index",            # authorized-keys add (no name), ls INDEX KEY, del <index>
         "routed": "via",            # routed veth with an interconnecting network per family
@@ -456,6 +461,8 @@ def get_or_create_user(node: Node, pool: str, name: str, config: dict) -> dict:
 
 
 def get_or_create_group(node: Node, pool: str, name: str) -> dict:
+    if profile(node)["path_groups"] and profile(node).get("relative_archive_groups") and not name.startswith("/"):
+        name = "/" + name
     existing = node.group(pool, name) if name.startswith("/") or not profile(node)["path_groups"] else None
     if existing is not None:
         return existing

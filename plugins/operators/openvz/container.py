@@ -109,44 +109,47 @@ class NetworkOperator(MigrationStepOperator):
 
 
 class ConfigureOperator(MigrationStepOperator):
-    """On the staged container: its owner's user namespace (one osctl user per owner with
-    524288 IDs, shared by all the owner's containers; the converter gives every container the
-    user `default`) and the CPU limit the converter ignores."""
+    """On the vpsAdminOS node, for the staged container: its owner's user (one osctl user per
+    owner with 524288 IDs from the `default` range, shared by all the owner's containers; the
+    converter gives every container the user `default`; the container is moved to it at the
+    transfer, as osctl changes a user only on a stopped container) and the CPU limit the
+    converter ignores (CPULIMIT, percent of one CPU)."""
+
+    def _cpu_quota(self, dst: str) -> int | None:
+        params = {p["parameter"]: p["value"] for p in self.nodes.osctl_json(dst, ["ct", "cgparams", "ls",
+                                                                                  str(self.ctid)]) or []}
+        value = params.get("cpu.cfs_quota_us")
+        return int(value[0] if isinstance(value, list) else value) if value else None
 
     def probe(self, context) -> Plan:
         settings = self.settings(context)
-        dst, owner = settings.destination, self.container["owner"]
+        dst, owner, limit = settings.destination, self.container["owner"], self.container.get("cpu_limit")
         changes = []
-        users = {u["name"]: u for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}
-        if owner not in users:
+        if owner not in {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}:
             changes.append(f"{dst}: osctl id-range allocate default --block-count {ID_BLOCKS}; osctl user new {owner} "
                            f"({NS_SIZE} IDs)")
-        there = self.nodes.os_container(dst, self.ctid)
-        if there is None:
-            if not self.dry_run:
-                raise StepError(f"{dst} has no staged container {self.ctid}")
-            return Plan(changes + [f"{dst}: osctl ct chown {self.ctid} {owner} (once staged)"])
-        if there.get("user") != owner:
-            changes.append(f"{dst}: osctl ct chown {self.ctid} {owner}")
-        limit = self.container.get("cpu_limit")
-        if limit and str(there.get("cpu_limit") or "") != str(limit):
-            changes.append(f"{dst}: osctl ct set cpu-limit {self.ctid} {limit}")
+        if limit:
+            if self.nodes.os_container(dst, self.ctid) is None:
+                if not self.dry_run:
+                    raise StepError(f"{dst} has no staged container {self.ctid}")
+                changes.append(f"{dst}: osctl ct set cpu-limit {self.ctid} {limit} (once staged)")
+            elif self._cpu_quota(dst) != limit * 1000:  # percent of the default 100000 us period
+                changes.append(f"{dst}: osctl ct set cpu-limit {self.ctid} {limit}")
         return Plan(changes)
 
     def apply(self, context, plan: Plan) -> dict:
         settings = self.settings(context)
-        dst, owner = settings.destination, self.container["owner"]
-        users = {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}
-        if owner not in users:
+        dst, owner, limit = settings.destination, self.container["owner"], self.container.get("cpu_limit")
+        if owner not in {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}:
             block = self.nodes.osctl_json(dst, ["id-range", "allocate", "default", "--block-count", str(ID_BLOCKS),
                                                 "--owner", f"user:{owner}"])
             first = int(block["first_id"])
-            self.nodes.osctl(dst, ["user", "new", "--map-uid", f"0:{first}:{NS_SIZE}", "--map-gid",
-                                   f"0:{first}:{NS_SIZE}", owner])
-        there = self.nodes.os_container(dst, self.ctid)
-        if there.get("user") != owner:
-            self.nodes.osctl(dst, ["ct", "chown", str(self.ctid), owner])
-        limit = self.container.get("cpu_limit")
+            made = self.nodes.osctl(dst, ["user", "new", "--map-uid", f"0:{first}:{NS_SIZE}", "--map-gid",
+                                          f"0:{first}:{NS_SIZE}", owner], check=False)
+            if not made.ok:  # another container of the same owner made it meanwhile: give the IDs back
+                self.nodes.osctl(dst, ["id-range", "free", "default", "--block-index", str(block["block_index"])])
+                if owner not in {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}:
+                    raise StepError(f"{dst}: osctl user new {owner} failed: {made.tail()}")
         if limit:
             self.nodes.osctl(dst, ["ct", "set", "cpu-limit", str(self.ctid), str(limit)])
         return {}
@@ -167,8 +170,9 @@ class ReviewPlanOperator(MigrationStepOperator):
         found = ti.xcom_pull(task_ids="discover") or []
 
         def by_ctid(task_id):
-            records = ti.xcom_pull(task_ids=task_id, map_indexes=None, default=None) or []
-            records = records if isinstance(records, list) else [records]
+            # tasks of a mapped group: one pull per container (its map index is its place in
+            # discover's list); a skipped or failed one has none
+            records = [ti.xcom_pull(task_ids=task_id, map_indexes=i, default=None) for i in range(len(found))]
             return {r["ctid"]: r for r in records if isinstance(r, dict) and "ctid" in r}
 
         staged, reports, nets = by_ctid(self.stage_task), by_ctid(self.report_task), by_ctid(self.network_task)

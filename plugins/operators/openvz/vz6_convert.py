@@ -21,8 +21,10 @@ class Vz6ConvertOperator(MigrationStepOperator):
     once; stdin is empty, so it never waits on a prompt). The converter's state file decides
     whether the step already happened: a retry after it did continues from there instead of
     running it again (which the converter would refuse: `invalid migration sequence`).
-    The report of consumed and ignored config items (stage) goes to the record, the duration
-    of a transfer (the downtime) too. Errors are the converter's `error: ...` line.
+    The report of consumed and ignored config items (stage) goes to the record. A transfer
+    stops the container itself first, so the converter hands it over stopped; then the owner's
+    user namespace is set (osctl changes it only on a stopped container) and it is started:
+    the downtime, from the stop to the start, goes to the record. Errors are the converter's `error: ...` line.
 
     :param subcommand: stage, sync, transfer, cleanup or cancel.
     :param layouts: the layouts this task moves (others: nothing to do here).
@@ -76,9 +78,11 @@ class Vz6ConvertOperator(MigrationStepOperator):
 
     def apply(self, context, plan: Plan) -> dict | None:
         settings = self.settings(context)
-        return self.fresh_remote_job(context, settings.source, self.script,
-                                     [str(settings.transfers_at_once), self.subcommand, *self.arguments(settings)],
-                                     plan)
+        args = [self.subcommand, *self.arguments(settings)]
+        if self.subcommand == "transfer":  # the wrapper stops it, hands it over, sets its owner, starts it
+            args += [settings.destination, str(self.nodes.port or 22), str(settings.transfers_at_once),
+                     self.container["owner"], "yes" if self.container["running"] else "no"]
+        return self.fresh_remote_job(context, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
         for line in result.stdout.splitlines():
@@ -92,9 +96,9 @@ class Vz6ConvertOperator(MigrationStepOperator):
             from openvz.report import parse
 
             done["report"] = parse(result.stdout)
-        took = re.search(r"^airlift: \w+ exited 0 after ([\d.]+) s$", result.stdout, re.MULTILINE)
-        if self.subcommand == "transfer" and took:
-            done["downtime_seconds"] = float(took.group(1))
+        downtime = re.search(r"^airlift: downtime ([\d.]+) s$", result.stdout, re.MULTILINE)
+        if downtime:
+            done["downtime_seconds"] = float(downtime.group(1))
         return done
 
     def verify(self, context, plan: Plan) -> Plan:

@@ -26,8 +26,9 @@ class ZfsSendOperator(MigrationStepOperator):
     has (older backups travel too) and a new one; each further pass sends what changed during
     the one before, until one moves at most `sync_delta_mib` (or `sync_passes` were made), so
     the downtime moves only the last small delta. `mode="final"`, in the window: one more pass
-    while it runs, then stop, the last delta, and the handover to osctld (`receive transfer`);
-    the downtime is measured from the stop to the start on the destination.
+    while it runs, then stop, the last delta, the handover to osctld (`receive transfer`), the
+    owner's user namespace (osctl changes it only on a stopped container) and the start; the
+    downtime is measured from the stop to the start on the destination.
 
     An interrupted stream resumes from the destination's receive token (`zfs recv -s`), so no
     byte is sent twice and no partial dataset stays. The converter's own ZFS sync cannot do
@@ -64,7 +65,8 @@ class ZfsSendOperator(MigrationStepOperator):
         if self.mode == "sync":
             args += [str(settings.sync_delta_bytes), str(settings.sync_passes)]
         else:
-            args += [str(settings.transfers_at_once), "yes" if self.container["running"] else "no"]
+            args += [str(settings.transfers_at_once), self.container["owner"],
+                     "yes" if self.container["running"] else "no"]
         return self.fresh_remote_job(context, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:

@@ -34,7 +34,7 @@ class Vz6ConvertOperator(MigrationStepOperator):
     uses_step_script = False
 
     def __init__(self, *, subcommand: str, layouts: Sequence[str] = LAYOUTS, network: dict | None = None, **kwargs):
-        kwargs.setdefault("script", "vz6-convert.sh")
+        kwargs.setdefault("script", "migrate.sh")
         super().__init__(**kwargs)
         if subcommand not in (*ORDER, "cleanup", "cancel"):
             raise ValueError(f"no converter step {subcommand!r}")
@@ -78,7 +78,7 @@ class Vz6ConvertOperator(MigrationStepOperator):
 
     def apply(self, context, plan: Plan) -> dict | None:
         settings = self.settings(context)
-        args = [self.subcommand, *self.arguments(settings)]
+        args = ["convert", self.subcommand, *self.arguments(settings)]
         if self.subcommand == "transfer":  # the wrapper stops it, hands it over, sets its owner, starts it
             args += [settings.destination, str(self.nodes.port or 22), str(settings.transfers_at_once),
                      self.container["owner"], "yes" if self.container["running"] else "no"]

@@ -18,7 +18,7 @@ class StreamInterrupted(ConnectionError):
 
 class ZfsSendOperator(MigrationStepOperator):
     """`zfs send [-I] | ssh root@DST zfs recv -s` of the container's dataset and its
-    descendants (include/scripts/openvz/zfs-send.sh), run as a remote job on the OpenVZ node:
+    descendants (include/scripts/openvz/migrate.sh), run as a remote job on the OpenVZ node:
     it outlives the worker, and a retry waits for a copy that still runs instead of starting a
     second send. Progress (bytes, percent, rate) is in the task log as the job prints it.
 
@@ -36,7 +36,7 @@ class ZfsSendOperator(MigrationStepOperator):
     transfer resends everything since its one base snapshot."""
 
     def __init__(self, *, mode: str, layouts: Sequence[str] = ("zfs",), **kwargs):
-        kwargs.setdefault("script", "zfs-send.sh")
+        kwargs.setdefault("script", "migrate.sh")
         super().__init__(**kwargs)
         if mode not in ("sync", "final"):
             raise ValueError(f"no ZFS send mode {mode!r}")
@@ -60,7 +60,7 @@ class ZfsSendOperator(MigrationStepOperator):
 
     def apply(self, context, plan: Plan) -> dict | None:
         settings = self.settings(context)
-        args = [self.mode, str(self.ctid), self.container["dataset"], settings.destination,
+        args = [f"zfs-{self.mode}", str(self.ctid), self.container["dataset"], settings.destination,
                 str(self.nodes.port or 22), self.target(settings)]
         if self.mode == "sync":
             args += [str(settings.sync_delta_bytes), str(settings.sync_passes)]
@@ -75,7 +75,7 @@ class ZfsSendOperator(MigrationStepOperator):
         if not result.ok:
             if "stream into" in result.stdout:
                 raise StreamInterrupted(f"{result.host}: {result.tail(3)}")
-            raise StepError(f"{result.host}: zfs-send.sh {self.mode} of container {self.ctid} failed:\n{result.tail()}")
+            raise StepError(f"{result.host}: migrate.sh zfs-{self.mode} of container {self.ctid} failed:\n{result.tail()}")
         done: dict = {"ctid": self.ctid, "passes": [int(b) for b in re.findall(r"moved (\d+) bytes", result.stdout)]}
         downtime = re.search(r"^airlift: downtime ([\d.]+) s$", result.stdout, re.MULTILINE)
         if downtime:

@@ -1,21 +1,66 @@
 #!/bin/bash
-# ZFS streams of one container's datasets from the OpenVZ node to its staged copy on the
-# vpsAdminOS node (`zfs send | ssh root@DST zfs recv -s`), run as a remote job (job.sh: it
-# outlives the SSH session and the Airflow worker, never two copies at once).
-#   zfs-send.sh sync  CTID DATASET DST PORT DST_DATASET DELTA_BYTES PASSES
-#   zfs-send.sh final CTID DATASET DST PORT DST_DATASET SLOTS OWNER START(yes|no)
-# sync: passes while the container runs, each sending what changed since the last one (the
-# first: every snapshot the dataset has, then the new one), until one moves at most
-# DELTA_BYTES or PASSES were made. final: one more pass while it runs, then the downtime:
-# vzctl stop, a last snapshot and its (small) delta, the handover to osctld (`receive transfer
-# CTID`), the owner's user namespace and the start; prints the downtime.
-# Every send first finishes an interrupted receive from its resume token; each dataset goes
-# from the newest snapshot the destination has, so a rerun continues where the last one
-# stopped. Snapshots are named airlift-<mode>-<ns>; only the newest is kept on each side.
+# The steps of a container's move that run on the OpenVZ node, each as a remote job (job.sh:
+# detached from the SSH session, so it outlives a lost connection or a killed worker; one copy
+# at a time; its state on the node, so a retry finds out what happened).
+#   migrate.sh convert STEP [CONVERTER ARGS...]
+#   migrate.sh convert transfer CTID DST PORT SLOTS OWNER START(yes|no)
+#   migrate.sh zfs-sync  CTID DATASET DST PORT DST_DATASET DELTA_BYTES PASSES
+#   migrate.sh zfs-final CTID DATASET DST PORT DST_DATASET SLOTS OWNER START(yes|no)
+# convert: one `vpsadminos-convert vz6 migrate STEP` (stdin empty: it never waits on a prompt).
+# Its transfer takes a transfer slot, stops the container itself (so the converter hands it over
+# stopped), lets the converter sync and hand over, sets the owner's user and starts it there.
+# zfs-sync: `zfs send | ssh root@DST zfs recv -s` passes of the dataset and its descendants
+# while the container runs, each sending what changed during the one before (the first: every
+# snapshot the dataset has, then the new one), until one moves at most DELTA_BYTES or PASSES
+# were made. zfs-final: one more pass while it runs, then the downtime: vzctl stop, a last
+# snapshot and its small delta, the handover to osctld (`receive transfer CTID`), the owner's
+# user and the start. Transfers print the downtime, from the stop to the start.
+# Every ZFS send first finishes an interrupted receive from its resume token, and each dataset
+# goes from the newest snapshot the destination has, so a rerun continues where the last one
+# stopped. Snapshots are named airlift-sync|final-<ns>; only the newest is kept on each side.
 set -uo pipefail
-mode=$1 ctid=$2 src=$3 dst=$4 port=$5 dst_root=$6
-shift 6
-{% include "pair.sh" %}
+mode=$1
+shift
+
+remote() {  # a command on the destination as root, its argv quoted for the remote shell
+    ssh -p "$port" -o BatchMode=yes -l root "$dst" -- "$(printf '%q ' "$@")"
+}
+
+take_slot() {  # take_slot SLOTS
+    # One of SLOTS transfer slots on this node (a lock file each, held by fd 9 until the script
+    # ends), so at most SLOTS containers are down at once however many tasks start a transfer.
+    # The wait happens here, in the detached job, not in an Airflow worker.
+    local slots=$1 i
+    [ "$slots" -gt 0 ] || return 0
+    mkdir -p /var/lib/airlift/openvz
+    while :; do
+        for i in $(seq 1 "$slots"); do
+            exec 9> "/var/lib/airlift/openvz/transfer-slot.$i"
+            if flock -n 9; then
+                echo "airlift: transfer slot $i of $slots taken"
+                return 0
+            fi
+        done
+        sleep 1
+    done
+}
+
+settle() {  # settle CTID OWNER START(yes|no): after the handover (the container stopped there)
+    # The converter gives every container the user `default`; osctl changes a container's user
+    # only while it is stopped, so the owner's is set here, between the handover and the start.
+    local ctid=$1 owner=$2 start=$3 shown
+    shown=$(remote osctl -j ct show "$ctid") || return 1
+    if ! grep -q "\"user\": *\"$owner\"" <<< "$shown"; then
+        remote osctl ct chown "$ctid" "$owner" || return 1
+    fi
+    if [ "$start" = yes ] && ! grep -q '"state": *"running"' <<< "$shown"; then
+        remote osctl ct start "$ctid" || return 1
+    fi
+}
+
+downtime() {  # downtime START_SECONDS: the line the operators read
+    echo "airlift: downtime $(awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }') s"
+}
 
 to_bytes() {  # 1.23G -> bytes (zfs's 1024-based short sizes)
     awk -v s="$1" 'BEGIN { n = s + 0; u = substr(s, length(s)); m = index("KMGTPE", u);
@@ -83,15 +128,30 @@ one_pass() {  # one_pass NAME: snapshot every dataset at once and sync them all
 }
 
 case "$mode" in
-    sync)
-        delta=$1 passes=$2
+    convert)
+        step=$1
+        shift
+        if [ "$step" != transfer ]; then
+            vpsadminos-convert vz6 migrate "$step" "$@" < /dev/null
+            exit
+        fi
+        ctid=$1 dst=$2 port=$3 slots=$4 owner=$5 start=$6
+        take_slot "$slots"
+        down=$(date +%s.%N)
+        vzctl stop "$ctid" || exit 1
+        vpsadminos-convert vz6 migrate transfer "$ctid" < /dev/null || exit 1
+        settle "$ctid" "$owner" "$start" || { echo "airlift: the destination refused the container" >&2; exit 1; }
+        downtime "$down"
+        ;;
+    zfs-sync)
+        ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 delta=$6 passes=$7
         for pass in $(seq 1 "$passes"); do
             one_pass "airlift-sync-$(date +%s%N)" || exit 1
             [ "$pass_bytes" -gt "$delta" ] || break
         done
         ;;
-    final)
-        slots=$1 owner=$2 start=$3
+    zfs-final)
+        ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 slots=$6 owner=$7 start=$8
         take_slot "$slots"
         state=$(remote osctl -j ct show "$ctid" | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
         if [ "$state" = staged ]; then
@@ -102,15 +162,14 @@ case "$mode" in
             ssh -p "$port" -o BatchMode=yes -T -l osctl-ct-receive "$dst" receive transfer "$ctid" < /dev/null \
                 || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
             settle "$ctid" "$owner" "$start" || { echo "airlift: the destination refused the container" >&2; exit 1; }
-            up=$(date +%s.%N)
-            echo "airlift: downtime $(awk -v a="$down" -v b="$up" 'BEGIN { printf "%.3f", b - a }') s"
+            downtime "$down"
         else
             settle "$ctid" "$owner" "$start" || exit 1
             echo "airlift: container $ctid is already $state on $dst: handed over before"
         fi
         ;;
     *)
-        echo "zfs-send.sh: unknown mode $mode" >&2
+        echo "migrate.sh: unknown mode $mode" >&2
         exit 2
         ;;
 esac

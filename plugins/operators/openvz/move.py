@@ -62,8 +62,14 @@ class VerifyOperator(MigrationStepOperator):
     both). A difference fails it, and the move is undone (ct.cancel)."""
 
     def execute(self, context) -> dict:
+        from operators.runbook_step import plan_mode
+
         with self.step_errors():
             settings = self.settings(context)
+            if plan_mode(context):
+                return self.record(Plan([f"{settings.destination}: check container {self.ctid}: state, addresses, "
+                                         "hostname, resolvers, memory, user namespace, every file"]),
+                                   applied=False, ctid=self.ctid)
             problems = self.check(settings)
             if problems:
                 raise StepError(f"container {self.ctid} on {settings.destination}:\n- " + "\n- ".join(problems[:20]))

@@ -1,0 +1,91 @@
+"""openvz_to_vpsadminos on the lab's OpenVZ node vz1 and vpsAdminOS nodes os1/os2: what the
+modules share (the world, its fingerprint, the run's conf)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab.core.nodes import run_in_node
+from lab.core.topology import host
+
+DAG_ID = "openvz_to_vpsadminos"
+VZ1, OS1 = host("vz1").address, host("os1").address
+MOVABLE = (101, 102, 103, 104, 105)
+REFUSED = (106, 107, 108)
+RUNNING = (101, 102, 104, 106, 107, 108)
+# What a running OpenVZ container writes by itself (lab/openvz/runtime.py), and what the run's
+# remote jobs keep: left out of "nothing changed".
+LIVE = ("/var/log/lab-ct/", "/var/lib/lab-ct/", "var/lib/airlift/jobs/", "var/lib/lab/zfs/lock")
+SKIP_DIRS = ("tmp", "proc", "dev", "usr", "run")
+
+
+@contextmanager
+def openvz_world(tmp_path_factory, **seed):
+    """A started lab with the OpenVZ world seeded; its connections in the environment."""
+    from lab import Lab
+    from lab.core.config import free_port
+
+    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(), api_port=free_port(),
+                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    saved = {name: os.environ.get(name) for name in lab.env()}
+    try:
+        lab.info = lab.seed(world="openvz", **seed)
+        lab.start()
+        os.environ.update(lab.env())
+        yield lab
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        lab.destroy()
+
+
+def conf(**changes) -> dict:
+    return {"source_node": VZ1, "destination_node": OS1, "dry_run": False, **changes}
+
+
+def sh(lab, node: str, command: str) -> str:
+    result = run_in_node(lab.node_root(node), command)
+    assert result.returncode == 0, (node, command, result.stderr.decode())
+    return result.stdout.decode()
+
+
+def fingerprint(lab) -> dict[str, str]:
+    """{node/path: sha256 or link target} of vz1, os1 and os2 (their own writes and the jobs'
+    state left out), and each node's `zfs list -t all`."""
+    found = {}
+    for node in ("vz1", "os1", "os2"):
+        root = lab.node_root(node)
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = Path(dirpath).relative_to(root)
+            dirnames[:] = [d for d in dirnames if str(rel / d) not in SKIP_DIRS]
+            for name in filenames:
+                key = f"{rel / name}"
+                if any(part in f"/{key}" for part in LIVE):
+                    continue
+                path = Path(dirpath) / name
+                found[f"{node}/{key}"] = ("-> " + os.readlink(path) if path.is_symlink()
+                                          else hashlib.sha256(path.read_bytes()).hexdigest())
+        found[f"{node}: zfs list"] = sh(lab, node, "zfs list -H -t all -o name 2>/dev/null || true")
+    return found
+
+
+def changed(before: dict, after: dict) -> list[str]:
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
+def os_state(lab, ctid: int) -> dict | None:
+    import json
+
+    result = run_in_node(lab.node_root("os1"), f"osctl -j ct show {ctid}")
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def vz_status(lab, ctid: int) -> str:
+    return sh(lab, "vz1", f"vzctl status {ctid}").strip()

@@ -368,6 +368,18 @@ def _binary(rng: random.Random, size: int) -> bytes:
     return b"\x7fELF\x02\x01\x01\x00" + rng.randbytes(size - 8)
 
 
+# When the seeded files were written: long before the first backup snapshot, as on a real
+# node (the zfs simulator shares a snapshot's files with the live ones only when they have not
+# changed for a while; files written the instant before a snapshot are copied).
+SEEDED_AT = dt.datetime(2018, 6, 1, tzinfo=dt.UTC).timestamp()
+
+
+def _backdate(top: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in filenames + dirnames:
+            os.utime(Path(dirpath) / name, (SEEDED_AT, SEEDED_AT), follow_symlinks=False)
+
+
 def _put(tree: Path, rel: str, data: str | bytes, mode: int = 0o644, owner: tuple[int, int] | None = None):
     path = tree / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -552,6 +564,8 @@ def seed_container(root: Path, z: Zfs, ct: Container, size: int | None = None) -
                    "<File>root.hds</File></Image>\n    </Storage>\n  </StorageData>\n</Parallels_disk_image>\n")
         write_file(private / vzctl.PLOOP_IMAGE,
                    "lab: a ploop image; its ext4 is the directory fs/ beside this file\n", 0o600)
+    for top in filter(None, (tree, data)):
+        _backdate(top)
     if ct.snapshots:
         _backup_history(z, ct, tree, data)
     conf_text = ct_conf(ct)

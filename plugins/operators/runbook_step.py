@@ -524,8 +524,20 @@ class ApprovalGateOperator(ApprovalOperator, RunbookStepOperator):
         return super().execute_complete(context, event)
 
     def _answer_key(self, context) -> str:
-        ti = context["ti"]
-        return f"airlift_gate.{self.dag_id}.{context['run_id']}.{self.task_id}.{ti.map_index}"
+        return self.answer_key(self.dag_id, context["run_id"], self.task_id, context["ti"].map_index)
+
+    @staticmethod
+    def answer_key(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        return f"airlift_gate.{dag_id}.{run_id}.{task_id}.{map_index}"
+
+    @classmethod
+    def answered(cls, context, task_id: str) -> list[str]:
+        """The options a gate of this run was answered with ([] if it asked nobody): how a later
+        task acts on a Reject, which skips the gate's downstream tasks and leaves no XCom."""
+        from airflow.sdk import Variable
+
+        stored = Variable.get(cls.answer_key(context["dag"].dag_id, context["run_id"], task_id), default=None)
+        return json.loads(stored)["chosen_options"] if stored else []
 
     def _earlier_answer(self, context) -> dict | None:
         from datetime import datetime

@@ -72,7 +72,7 @@ progress() {  # zfs send -v on stderr -> "sent X of Y (P%) at R MiB/s" lines
             if (m) n *= 1024 ^ m; return n }
          /^total estimated size is/ { total = b($5); start = systime(); print; fflush(); next }
          /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]/ { sent = b($2); t = systime() - start; if (t < 1) t = 1;
-            printf "sent %s of %.0f bytes (%d%%) at %.1f MiB/s %s\n", sent, total,
+            printf "sent %.0f of %.0f bytes (%d%%) at %.1f MiB/s %s\n", sent, total,
                    total ? 100 * sent / total : 100, sent / t / 1048576, $3; fflush(); next }
          { print; fflush() }'
 }
@@ -93,7 +93,9 @@ sync_dataset() {  # sync_dataset DATASET SNAP
     token=$(remote zfs get -H -o value receive_resume_token "$target" 2>/dev/null) || token=
     if [ -n "$token" ] && [ "$token" != - ]; then
         echo "airlift: $target: resuming an interrupted receive from its token"
-        zfs send -v -t "$token" 2> >(progress >&2) | remote zfs recv -s -u "$target" || return 1
+        zfs send -v -t "$token" 2> >(progress >&2) | remote zfs recv -s -F -u "$target"
+        local rc=("${PIPESTATUS[@]}")
+        [ "${rc[0]}" = 0 ] && [ "${rc[1]}" = 0 ] || { echo "airlift: stream into $dst:$target failed (send ${rc[0]}, receive ${rc[1]})" >&2; return 1; }
     fi
     newest=$(remote zfs list -H -o name -t snapshot -d 1 "$target" 2>/dev/null | tail -1)
     newest=${newest#*@}

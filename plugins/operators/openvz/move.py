@@ -219,9 +219,10 @@ class RollbackOperator(MigrationStepOperator):
 
     def execute(self, context):
         if self.if_rejected:
-            answer = context["ti"].xcom_pull(task_ids=self.if_rejected) or {}
-            if "Reject" not in (answer.get("chosen_options") or []):
-                raise AirflowSkipException("the review approved the move: nothing to cancel")
+            from operators.runbook_step import ApprovalGateOperator
+
+            if "Reject" not in ApprovalGateOperator.answered(context, self.if_rejected):
+                raise AirflowSkipException("the review did not reject the move: nothing to cancel")
         return super().execute(context)
 
     def probe(self, context) -> Plan:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("vpsadmin_database", "vpsadmin_resources", "vpsadmin_lifetimes")
+BENCHES = ("vpsadmin_database", "vpsadmin_resources", "vpsadmin_lifetimes", "openvz_downtime")
 
 
 def main(argv: list[str]) -> int:

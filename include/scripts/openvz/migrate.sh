@@ -114,12 +114,14 @@ sync_dataset() {  # sync_dataset DATASET SNAP
     fi
 }
 
-one_pass() {  # one_pass NAME: snapshot every dataset at once and sync them all
+one_pass() {  # one_pass NAME: snapshot every dataset at once and sync them all; leaves the
+    # datasets in $pass_datasets (the downtime's last_delta reuses them)
     local snap=$1 ds previous
     pass_bytes=0
     previous=$(zfs list -H -o name -t snapshot -d 1 "$src" | sed -n 's/.*@\(airlift-.*\)/\1/p' | tail -1)
     zfs snapshot -r "$src@$snap" || return 1
-    for ds in $(zfs list -H -o name -r -t filesystem "$src"); do
+    pass_datasets=$(zfs list -H -o name -r -t filesystem "$src") || return 1
+    for ds in $pass_datasets; do
         sync_dataset "$ds" "$snap" || return 1
     done
     if [ -n "$previous" ]; then  # the new snapshot is the base from now on
@@ -127,6 +129,27 @@ one_pass() {  # one_pass NAME: snapshot every dataset at once and sync them all
         remote zfs destroy -r "$dst_root@$previous" 2>/dev/null || true
     fi
     echo "airlift: pass $snap moved $pass_bytes bytes"
+}
+
+last_delta() {  # last_delta NAME BASE: in the downtime, the least work: every dataset's delta
+    # since the pass just made (BASE, the newest snapshot on both sides), all datasets at once,
+    # no lookups, no estimates, no cleanup (the snapshots go at cleanup)
+    local snap=$1 base=$2 ds pid failed=0 pids=()
+    zfs snapshot -r "$src@$snap" || return 1
+    for ds in $pass_datasets; do
+        (
+            zfs send -p -i "@$base" "$ds@$snap" | remote zfs recv -s -F -u "$dst_root${ds#"$src"}"
+            rc=("${PIPESTATUS[@]}")
+            [ "${rc[0]}" = 0 ] && [ "${rc[1]}" = 0 ] || {
+                echo "airlift: stream into $dst:$dst_root${ds#"$src"} failed (send ${rc[0]}, receive ${rc[1]})" >&2
+                exit 1; }
+        ) &
+        pids+=("$!")
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" || failed=1
+    done
+    return "$failed"
 }
 
 case "$mode" in
@@ -157,13 +180,16 @@ case "$mode" in
         take_slot "$slots"
         state=$(remote osctl -j ct show "$ctid" | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
         if [ "$state" = staged ]; then
-            one_pass "airlift-sync-$(date +%s%N)" || exit 1
+            base="airlift-sync-$(date +%s%N)"
+            one_pass "$base" || exit 1
             down=$(date +%s.%N)
             vzctl stop "$ctid" || exit 1
-            one_pass "airlift-final-$(date +%s%N)" || exit 1
+            last_delta "airlift-final-$(date +%s%N)" "$base" || exit 1
             ssh -p "$port" -o BatchMode=yes -T -l osctl-ct-receive "$dst" receive transfer "$ctid" < /dev/null \
                 || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
-            settle "$ctid" "$owner" "$start" || { echo "airlift: the destination refused the container" >&2; exit 1; }
+            # one round trip: it was handed over stopped, with the converter's user
+            remote sh -c "osctl ct chown $ctid $owner$([ "$start" = yes ] && echo " && osctl ct start $ctid")" \
+                || { echo "airlift: the destination refused the container" >&2; exit 1; }
             downtime "$down"
         else
             settle "$ctid" "$owner" "$start" || exit 1

@@ -167,7 +167,9 @@ class ReviewPlanOperator(MigrationStepOperator):
 
     def execute(self, context) -> list[dict]:
         ti = context["ti"]
-        found = ti.xcom_pull(task_ids="discover") or []
+        found = ti.xcom_pull(task_ids="discover")
+        if found is None:
+            raise AirflowSkipException("discover did not finish: nothing to review")
 
         def by_ctid(task_id):
             # tasks of a mapped group: one pull per container (its map index is its place in

@@ -38,6 +38,8 @@ class DiscoverOperator(MigrationStepOperator):
         from openvz import containers as cts
 
         nodes = self.nodes
+        for role, host in (("source_node", settings.source), ("destination_node", settings.destination)):
+            self._reach(role, host)
         if nodes.run(settings.source, "command -v vzlist", check=False).exit_status:
             raise StepError(f"{settings.source} has no vzlist: not an OpenVZ node")
         if nodes.run(settings.destination, "command -v osctl", check=False).exit_status:
@@ -70,6 +72,20 @@ class DiscoverOperator(MigrationStepOperator):
         self._check_room(settings, [ct for ct in found if not ct["refused"] and not ct["migrated"]])
         self.log.info("containers on %s:\n%s", settings.source, table(found))
         return found
+
+    def _reach(self, role: str, host: str) -> None:
+        """A node that does not exist or is not the one known_hosts knows is bad input, refused
+        at once; a node that does not answer now is left to the retries."""
+        import socket
+
+        import paramiko
+
+        try:
+            self.nodes.connect_to(host)
+        except socket.gaierror as exc:
+            raise StepError(f"{role} {host}: no such host ({exc.strerror})") from exc
+        except paramiko.SSHException as exc:  # unknown or changed host key, refused login
+            raise StepError(f"{role} {host}: {exc}") from exc
 
     def _size(self, host: str, ct: dict) -> int:
         if ct["layout"] == "zfs":

@@ -5,6 +5,8 @@ stopped and kept; a second run changes nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.e2e.openvz_to_vpsadminos import (
@@ -37,6 +39,37 @@ def counter(lab, node: str, root: str) -> int:
 
 
 ROOTS = {101: "/vz/private/101", 102: "/vz/private/102/root.hdd/fs", 104: "/vz/private/104/private"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"source_node": "127.0.1.31; rm -rf /"}, "source_node '127.0.1.31; rm -rf /' is not a host name"),
+    ({"containers": ["101; reboot"]}, "'101; reboot' is not a container id"),
+    ({"containers": [999]}, "container 999 is not on 127.0.1.31"),
+    ({"destination_node": "nosuch.invalid"}, "destination_node nosuch.invalid: no such host"),
+    ({"window_start": "25:61", "window_end": "05:00"}, "'25:61' is not a time of day"),
+    ({"destination_node": "127.0.1.42"}, "pool tank on 127.0.1.42 has"),
+])
+def test_bad_input_fails_in_the_first_task(world, change, message):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from operators.openvz.nodes import DiscoverOperator
+    from tests.helpers import detached_step, step_context
+
+    sh(world, "os2", "zfs set quota=1M tank")  # too small for any container
+    try:
+        discover = detached_step(DiscoverOperator, product="openvz", task_id="discover", step="ct.discover")
+        with pytest.raises(AirflowFailException, match=re.escape(message)):
+            discover.execute(step_context(**{**conf(), **change}))
+    finally:
+        sh(world, "os2", "zfs set quota=none tank")
+
+
+def test_a_run_with_bad_input_changes_nothing(world):
+    before = fingerprint(world)
+    state, tasks, _ = run_dag(DAG_ID, conf(containers=["101 && reboot"]))
+    assert state == "failed" and tasks["discover"] == "failed"
+    assert {s for t, s in tasks.items() if t not in ("discover", "run_report")} <= {"upstream_failed", "skipped", None}
+    assert changed(before, fingerprint(world)) == []
 
 
 def test_plan_mode_changes_nothing(world):

@@ -88,7 +88,9 @@ class NetworkOperator(MigrationStepOperator):
             for node in settings.interconnect_nodes:
                 for netif in self.nodes.osctl_json(node, ["ct", "netif", "ls"]) or []:
                     via = netif.get("via") or {}
-                    nets = {v: n["network"] if isinstance(n, dict) else n for v, n in via.items() if n}
+                    # osctl keys them by IP version ("4"), the allocation by "v4"
+                    nets = {f"v{str(v).lstrip('v')}": n["network"] if isinstance(n, dict) else n
+                            for v, n in via.items() if n}
                     ctid = int(netif.get("ctid") or netif.get("id") or 0)
                     if node == settings.destination and ctid in {ct["ctid"] for ct in batch}:
                         existing[ctid] = nets
@@ -194,7 +196,10 @@ class ReviewPlanOperator(MigrationStepOperator):
         others = [f"- {ct['ctid']}: " + ("refused: " + "; ".join(ct["refused"]) if ct["refused"]
                                          else f"moved before ({ct['migrated']})" if ct.get("migrated") else "not staged")
                   for ct in found if ct["ctid"] not in staged]
-        text = (f"**{len(moving)} container(s) staged** on {self.settings(context).destination}:\n\n" + "\n".join(lines)
+        from operators.runbook_step import plan_mode
+
+        done = "to be staged (plan mode)" if plan_mode(context) else "staged"
+        text = (f"**{len(moving)} container(s) {done}** on {self.settings(context).destination}:\n\n" + "\n".join(lines)
                 + ("\n\nNot moving:\n" + "\n".join(others) if others else ""))
         self.log.info("review:\n%s", text)
         ti.xcom_push(key="plan", value=text)

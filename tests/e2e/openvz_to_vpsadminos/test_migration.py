@@ -5,6 +5,8 @@ stopped and kept; a second run changes nothing."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 
 import pytest
@@ -101,6 +103,9 @@ def test_the_run_moves_every_supported_container(world):
         assert vz_status(world, ctid).endswith("exist mounted running")
         assert sh(world, "vz1", f"sha256sum /etc/vz/conf/{ctid}.conf") == refused_confs[ctid]
         assert os_state(world, ctid) is None
+    vias = [netif["via"]["4"] for netif in json.loads(sh(world, "os1", "osctl -j ct netif ls"))]
+    assert len(set(vias)) == len(vias) == len(MOVABLE), "a /30 of its own per container"
+    assert all(ipaddress.ip_network(v).subnet_of(ipaddress.ip_network("10.100.0.0/16")) for v in vias)
     snapshots = sh(world, "os1", "zfs list -H -t snapshot -o name").split()
     assert snapshots and all("@backup-" in s for s in snapshots), "older snapshots came along, none of the move's"
     assert [s for s in sh(world, "vz1", "zfs list -H -t snapshot -o name").split() if "@backup-" not in s] == []

@@ -367,7 +367,7 @@ class _Pump:
         self.sent, self.start = 0, time.monotonic()
         self.tick = self.start + 1
 
-    def write(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         for at in range(0, len(data), self.piece):
             piece = data[at:at + self.piece]
             self.out.write(piece)
@@ -1161,11 +1161,11 @@ class Zfs:
             return
         rate = toolbox.read(self.host_path(SEND_RATE_FILE), "").strip()
         pump = _Pump(out, int(rate) if rate.isdigit() else 0, verbose, snap)
-        pump.write(STREAM_MAGIC + json.dumps(header).encode() + b"\n")
+        pump.send(STREAM_MAGIC + json.dumps(header).encode() + b"\n")
         for i, part in enumerate(parts):
-            pump.write(_line({"begin": i, "deleted": part["deleted"]}))
+            pump.send(_line({"begin": i, "deleted": part["deleted"]}))
             for rel, entry in part["records"]:
-                pump.write(_line({"path": rel, "entry": entry[:6]}))
+                pump.send(_line({"path": rel, "entry": entry[:6]}))
                 if entry[0] == "f":
                     with open(trees[part["snap"]] / rel, "rb") as f:
                         left = entry[5]
@@ -1175,9 +1175,9 @@ class Zfs:
                                 with self.batch() as st:
                                     self._check(st, part["snap"], rel, entry)
                                 raise ZfsError(f"lab zfs: {part['snap']}: {rel} shrank while sent")
-                            pump.write(chunk)
+                            pump.send(chunk)
                             left -= len(chunk)
-            pump.write(_line({"end": i, "dirs": part["dirs"]}))
+            pump.send(_line({"end": i, "dirs": part["dirs"]}))
         out.flush()
         if verbose is not None:
             verbose.write(f"{time.strftime('%H:%M:%S')}   {nicenum(pump.sent):>5}   {snap}\n")

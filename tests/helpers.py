@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import MySQLdb
@@ -17,6 +17,34 @@ import MySQLdb
 # directory gets one dump per real run, and var/lib/airlift/jobs keeps the state of the
 # steps' remote jobs (hooks/node.py).
 VOLATILE = ("tmp", "proc", "dev", "usr", "var/backups", "var/run", "var/lib/airlift")
+
+
+@contextmanager
+def started_lab(directory: Path, **seed):
+    """A lab in `directory` (own database name and ports), seeded with `seed` (Lab.seed's
+    arguments), started, its connections exported as AIRFLOW_CONN_* until it is destroyed on
+    leaving; `lab.info` is what the seeding returned. For module-scoped worlds (a test's own
+    lab is `lab_world`, with monkeypatch)."""
+    import uuid
+
+    from lab import Lab
+    from lab.core.config import free_port
+
+    lab = Lab.create(directory, ssh_port=free_port(), api_port=free_port(),
+                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    saved = {name: os.environ.get(name) for name in lab.env()}
+    try:
+        lab.info = lab.seed(**seed)
+        lab.start()
+        os.environ.update(lab.env())
+        yield lab
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        lab.destroy()
 
 
 def db_conn(lab):

@@ -241,7 +241,14 @@ class RunbookStepOperator(BaseOperator):
 
         key, run = self.job_key(context), run_label(context)
         self._job = (nodes, host, key)
-        if not self.restart_died_job:
+        if self.rerun_failed_job:
+            earlier = nodes.job_status(host, key)
+            if earlier.run == run and earlier.state in ("finished", "died") and earlier.exit_status != 0:
+                self.log.info("%s: the earlier attempt's job ended %s; starting it anew", self.label,
+                              f"with exit {earlier.exit_status}" if earlier.state == "finished"
+                              else "without an exit status")
+                nodes.forget_job(host, key)
+        elif not self.restart_died_job:
             earlier = nodes.job_status(host, key)
             if earlier.run == run and earlier.state == "died":
                 self.job_died(host, key)
@@ -276,6 +283,10 @@ class RunbookStepOperator(BaseOperator):
                                                    nodes.job_output(host, key), ""))
 
     restart_died_job = True  # scripts check before they change; a step whose tool is not safe to rerun says False
+    # A retry of a job that failed in this run starts it anew instead of its failure standing
+    # (for scripts that pick up where they stopped, e.g. a stream resuming from its token);
+    # a job that still runs is waited for either way, never started twice.
+    rerun_failed_job = False
 
     def job_died(self, host: str, key: str) -> None:
         """This run's job ended without an exit status (killed, or the node restarted). By default

@@ -64,21 +64,6 @@ class MigrationStepOperator(RunbookStepOperator):
 
         return job_key(self.dag_id, self.task_id, self.container["ctid"] if self.container else "node")
 
-    def fresh_remote_job(self, context, host: str, script: str, args: list[str], plan):
-        """remote_job(), except that a failed job of this run is started anew instead of its
-        failure standing: the scripts check before they change (a stream resumes from its
-        receive token), and a task that is run again after a failure means to retry it. A job
-        that still runs (the worker was killed under it) is waited for, never started twice."""
-        from operators.runbook_step import run_label
-
-        key = self.job_key(context)
-        state = self.nodes.job_status(host, key)
-        if state.state in ("finished", "died") and state.run == run_label(context) and state.exit_status != 0:
-            self.log.info("%s: the earlier attempt's job ended %s; starting it anew", self.label,
-                          f"with exit {state.exit_status}" if state.state == "finished" else "without an exit status")
-            self.nodes.forget_job(host, key)
-        return self.remote_job(context, self.nodes, host, script, args, plan)
-
     def close(self) -> None:
         if self._nodes is not None:
             self._nodes.close()

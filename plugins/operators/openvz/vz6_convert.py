@@ -32,6 +32,7 @@ class Vz6ConvertOperator(MigrationStepOperator):
 
     template_fields: Sequence[str] = (*MigrationStepOperator.template_fields, "network")
     uses_step_script = False
+    rerun_failed_job = True  # the script picks up where a failed attempt stopped
 
     def __init__(self, *, subcommand: str, layouts: Sequence[str] = LAYOUTS, network: dict | None = None, **kwargs):
         kwargs.setdefault("script", "migrate.sh")
@@ -82,7 +83,7 @@ class Vz6ConvertOperator(MigrationStepOperator):
         if self.subcommand == "transfer":  # the wrapper stops it, hands it over, sets its owner, starts it
             args += [settings.destination, str(self.nodes.port or 22), str(settings.transfers_at_once),
                      self.container["owner"], "yes" if self.container["running"] else "no"]
-        return self.fresh_remote_job(context, settings.source, self.script, args, plan)
+        return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
         for line in result.stdout.splitlines():

@@ -35,6 +35,8 @@ class ZfsSendOperator(MigrationStepOperator):
     this: it refuses a second sync, sends through osctld's receive without `-s`, and its
     transfer resends everything since its one base snapshot."""
 
+    rerun_failed_job = True  # the script picks up where a failed attempt stopped
+
     def __init__(self, *, mode: str, layouts: Sequence[str] = ("zfs",), **kwargs):
         kwargs.setdefault("script", "migrate.sh")
         super().__init__(**kwargs)
@@ -67,7 +69,7 @@ class ZfsSendOperator(MigrationStepOperator):
         else:
             args += [str(settings.transfers_at_once), self.container["owner"],
                      "yes" if self.container["running"] else "no"]
-        return self.fresh_remote_job(context, settings.source, self.script, args, plan)
+        return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
         for line in result.stdout.splitlines():

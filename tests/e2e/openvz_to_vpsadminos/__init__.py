@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from lab.core.nodes import run_in_node
 from lab.core.topology import host
+from tests.helpers import started_lab
 
 DAG_ID = "openvz_to_vpsadminos"
 VZ1, OS1 = host("vz1").address, host("os1").address
@@ -23,27 +22,9 @@ LIVE = ("/var/log/lab-ct/", "/var/lib/lab-ct/", "var/lib/airlift/jobs/", "var/li
 SKIP_DIRS = ("tmp", "proc", "dev", "usr", "run")
 
 
-@contextmanager
 def openvz_world(tmp_path_factory, **seed):
     """A started lab with the OpenVZ world seeded; its connections in the environment."""
-    from lab import Lab
-    from lab.core.config import free_port
-
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(), api_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
-    saved = {name: os.environ.get(name) for name in lab.env()}
-    try:
-        lab.info = lab.seed(world="openvz", **seed)
-        lab.start()
-        os.environ.update(lab.env())
-        yield lab
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        lab.destroy()
+    return started_lab(tmp_path_factory.mktemp("lab"), world="openvz", **seed)
 
 
 def conf(**changes) -> dict:

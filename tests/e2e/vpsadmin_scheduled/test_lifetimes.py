@@ -7,8 +7,6 @@ database's. One world for the module: the tests run in order on it."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections import Counter
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -22,6 +20,7 @@ from tests.helpers import (
     query,
     run_dag,
     scalar,
+    started_lab,
     wait_for_empty_queue,
     world_state,
 )
@@ -47,18 +46,10 @@ def world(tmp_path_factory):
     """A started lab at vpsAdmin 2.0 (tests/lab/v2_0_cluster.py's short way), the 2.0 mail
     templates installed, the lifetime cases seeded as of now and the clock moved TRAVEL_DAYS
     forward; its connections in the environment for the module."""
-    from lab import Lab
-    from lab.core.config import free_port
     from lab.vpsadmin import lifetimes
     from tests.lab.v2_0_cluster import upgrade_to_v2_0
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(), api_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
-    saved = {name: os.environ.get(name) for name in lab.env()}
-    try:
-        lab.info = lab.seed(reset_timezones=True)
-        lab.start()
-        os.environ.update(lab.env())
+    with started_lab(tmp_path_factory.mktemp("lab"), reset_timezones=True) as lab:
         wait_for_empty_queue(lab)
         upgrade_to_v2_0(lab)
         lifetimes.finish_short_upgrade(lab)
@@ -67,13 +58,6 @@ def world(tmp_path_factory):
             cases = lifetimes.seed_lifetimes(conn, datetime.now(UTC).replace(tzinfo=None))
             lifetimes.travel(conn, TRAVEL_DAYS)
         yield lab, cases
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        lab.destroy()
 
 
 def fast_waits(dag) -> None:

@@ -145,6 +145,9 @@ class Lab:
         mysql.drop_database(kwargs, self.cfg.vpsadmin_db)
         if self.cfg.app_user:
             mysql.drop_user(kwargs, self.cfg.app_user)
+        from lab import synnefo
+
+        synnefo.destroy_world(self.cfg)  # its PostgreSQL databases; nothing (no server) if never seeded
         shutil.rmtree(self.cfg.root, ignore_errors=True)
 
     # -- what clients need ---------------------------------------------------------------

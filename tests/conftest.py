@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
 
 from lab.core.airflow_env import airflow_env
-from lab.core.config import free_port
+from tests.helpers import new_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airlift-airflow-"))
@@ -55,8 +54,7 @@ def lab_world(tmp_path, monkeypatch):
     labs = []
 
     def make(scale: int = 1, wait_for_queue: bool = True) -> Lab:
-        lab = Lab.create(tmp_path / f"lab{len(labs)}", ssh_port=free_port(), api_port=free_port(),
-                         vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}", scale=scale)
+        lab = new_lab(tmp_path / f"lab{len(labs)}", scale=scale)
         labs.append(lab)
         lab.info = lab.seed(reset_timezones=True)
         lab.start()

@@ -19,19 +19,25 @@ import MySQLdb
 VOLATILE = ("tmp", "proc", "dev", "usr", "var/backups", "var/run", "var/lib/airlift")
 
 
+def new_lab(directory: Path, **options):
+    """A lab in `directory` with ports and a database name of its own (so labs of tests that
+    run at once never meet); `options` go to Lab.create."""
+    import uuid
+
+    from lab import Lab
+    from lab.core.config import free_port
+
+    return Lab.create(directory, **{"ssh_port": free_port(), "api_port": free_port(),
+                                    "vpsadmin_db": f"airlift_t_{uuid.uuid4().hex[:10]}", **options})
+
+
 @contextmanager
 def started_lab(directory: Path, **seed):
     """A lab in `directory` (own database name and ports), seeded with `seed` (Lab.seed's
     arguments), started, its connections exported as AIRFLOW_CONN_* until it is destroyed on
     leaving; `lab.info` is what the seeding returned. For module-scoped worlds (a test's own
     lab is `lab_world`, with monkeypatch)."""
-    import uuid
-
-    from lab import Lab
-    from lab.core.config import free_port
-
-    lab = Lab.create(directory, ssh_port=free_port(), api_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(directory)
     saved = {name: os.environ.get(name) for name in lab.env()}
     try:
         lab.info = lab.seed(**seed)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+
+from tests.helpers import new_lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One started lab per test module: a seeded v1.22 world (without ZFS pools), its own
     database name and SSH port. A module that needs the pools defines its own `lab`."""
-    from lab import Lab
-    from lab.core.config import free_port
-
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     lab.info = lab.seed(pools=False)
     lab.start()
     yield lab

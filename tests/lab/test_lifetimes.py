@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import re
 import time
-import uuid
 from contextlib import closing
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from lab.core.nodes import run_in_node
 from lab.vpsadmin import lifetimes
 from lab.vpsadmin.lifetimes import CASE
-from tests.helpers import db_conn, query, scalar, table_checksums
+from tests.helpers import db_conn, new_lab, query, scalar, table_checksums
 
 pytestmark = pytest.mark.lab
 
@@ -31,12 +30,9 @@ def world(tmp_path_factory):
     in the environment and /var/vpsadmin/mounts on the hypervisors (lifetimes.
     finish_short_upgrade), the mail templates inserted as the upgrade's mail.templates step
     inserts them, then lifetimes.seed_lifetimes."""
-    from lab import Lab
-    from lab.core.config import free_port
     from tests.lab.v2_0_cluster import upgrade_to_v2_0
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(), api_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     try:
         lab.seed(pools=True)
         lab.start()

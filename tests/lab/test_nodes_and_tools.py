@@ -11,20 +11,16 @@ import pytest
 
 from hooks.node import NodeCommandError, NodeHook
 from lab.core.topology import host
-from tests.helpers import query, scalar, wait_for_empty_queue
+from tests.helpers import new_lab, query, scalar, wait_for_empty_queue
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    import uuid
 
-    from lab import Lab
-    from lab.core.config import free_port
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     lab.info = lab.seed()
     lab.start()
     yield lab

@@ -9,13 +9,13 @@ import ipaddress
 import os
 import re
 import time
-import uuid
 
 import pytest
 
 from lab.core.topology import host
 from lab.openvz import runtime, world
 from lab.openvz.world import CONTAINERS
+from tests.helpers import new_lab
 
 pytestmark = pytest.mark.lab
 
@@ -31,11 +31,8 @@ SUPPORTED = {("alpine", "3.6"), ("alpine", "3.7"), ("centos", "7"), ("debian", "
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from lab import Lab
-    from lab.core.config import free_port
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     lab.info = lab.seed(world="openvz")
     lab.start()
     yield lab

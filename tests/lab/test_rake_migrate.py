@@ -14,7 +14,7 @@ from lab.core import mysql
 from lab.core.nodes import run_in_node
 from lab.core.topology import HOSTS
 from lab.vpsadmin.v1_22 import seed as v1_22
-from tests.helpers import query, scalar, table_checksums
+from tests.helpers import new_lab, query, scalar, table_checksums
 
 pytestmark = pytest.mark.lab
 
@@ -51,13 +51,9 @@ def database_section(lab) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    import uuid
 
-    from lab import Lab
-    from lab.core.config import free_port
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     lab.seed()
     lab.start()
     for h in HOSTS:  # the runbook stops every daemon before the database work

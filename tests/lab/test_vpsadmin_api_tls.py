@@ -16,6 +16,7 @@ from hooks.vpsadmin_api import VpsAdminApiError, VpsAdminApiHook
 from lab.core.config import free_port
 from lab.core.nodes import run_in_node
 from lab.core.topology import host_with_role
+from tests.helpers import new_lab
 
 pytestmark = pytest.mark.lab
 
@@ -24,12 +25,9 @@ pytestmark = pytest.mark.lab
 def lab(tmp_path_factory):
     """A lab (no ZFS pools) whose API runs: `thin start` on the API host, as the upgrade does,
     on a port of its own."""
-    import uuid
 
-    from lab import Lab
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     lab.seed(pools=False)
     lab.start()
     lab.api_port = free_port()

@@ -8,10 +8,11 @@ import io
 import json
 import tarfile
 import time
-import uuid
 
 import pytest
 import yaml
+
+from tests.helpers import new_lab
 
 OS1, VZ1 = "127.0.1.41", "127.0.1.31"
 RECV = "ssh -l osctl-ct-receive os1"
@@ -20,15 +21,12 @@ RECV = "ssh -l osctl-ct-receive os1"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """vz1, os1 and os2 built and seeded by hand (os1/os2 by lab.openvz.vpsadminos), started."""
-    from lab import Lab
     from lab.core import nodes, sshd
-    from lab.core.config import free_port
     from lab.core.tools.zfs import Zfs
     from lab.core.topology import host
     from lab.openvz import vpsadminos
 
-    lab = Lab.create(tmp_path_factory.mktemp("lab"), ssh_port=free_port(),
-                     vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+    lab = new_lab(tmp_path_factory.mktemp("lab"))
     sshd.generate_keys(lab.cfg)
     for name in ("vz1", "os1", "os2"):
         nodes.build_node(lab.cfg, host(name), lab.cfg.ssh_dir / f"root_{name}")

@@ -32,17 +32,61 @@ def airflow_db():
     return _AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session", autouse=True)
-def keep_server_timezones(tmp_path_factory):
-    """The lab worlds empty the server's mysql.time_zone* (v1.22 servers never loaded them);
-    the machine's shared MariaDB gets them back after the session if it had them before."""
+# The modules that change or rely on the MariaDB server's time zone tables (mysql.time_zone*,
+# one set for the whole server: v1.22 worlds empty them, the upgrade and rake's UTC migration
+# need them). Under pytest-xdist (`make test`: two workers) they form one group that a single
+# worker runs one after another, first, being the longest; every other module is a group of
+# its own, so a module's shared world is seeded once on one worker.
+SERVER_TIME_ZONE_MODULES = (
+    "tests/e2e/test_standalone_scheduler.py",
+    "tests/e2e/vpsadmin_scheduled/",
+    "tests/e2e/vpsadmin_upgrade_v2/",
+    "tests/lab/test_integrity_check.py",
+    "tests/lab/test_lifetimes.py",
+    "tests/lab/test_rake_migrate.py",
+    "tests/lab/test_vpsadmin_v2_0.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    def group(item) -> str:
+        module = item.nodeid.split("::")[0]
+        return "server-time-zones" if module.startswith(SERVER_TIME_ZONE_MODULES) else module
+
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: group(item) != "server-time-zones")  # stable: module order kept
+
+
+_TIME_ZONES = pytest.StashKey[tuple]()
+
+
+def _server_time_zones(config):
     from lab.core import mysql
 
-    kwargs = mysql.resolve(tmp_path_factory.mktemp("mysql"), os.environ.get("LAB_MYSQL_URL"))
-    had = mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]
-    yield
-    if had and not mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]:
-        mysql.load_timezones(kwargs)
+    directory = Path(tempfile.mkdtemp(prefix="airlift-mysql-"))
+    kwargs = mysql.resolve(directory, os.environ.get("LAB_MYSQL_URL"))
+    return kwargs, mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]
+
+
+def pytest_sessionstart(session):
+    """The lab worlds empty the server's mysql.time_zone* (v1.22 servers never loaded them);
+    the machine's shared MariaDB gets them back after the session if it had them before.
+    Done once, by the process that runs the session (xdist's controller, not its workers)."""
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[_TIME_ZONES] = _server_time_zones(session.config)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _TIME_ZONES in session.config.stash:
+        from lab.core import mysql
+
+        kwargs, had = session.config.stash[_TIME_ZONES]
+        if had and not mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]:
+            mysql.load_timezones(kwargs)
+
 
 
 @pytest.fixture

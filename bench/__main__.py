@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("vpsadmin_database", "vpsadmin_resources", "vpsadmin_lifetimes", "openvz_downtime")
+BENCHES = ("vpsadmin_database", "vpsadmin_resources", "vpsadmin_lifetimes", "openvz_downtime", "synnefo_reconcile")
 
 
 def main(argv: list[str]) -> int:

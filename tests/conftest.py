@@ -4,6 +4,7 @@ sees the project's dags/ and plugins/, and lab clusters for the end-to-end tests
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,38 +33,38 @@ def airflow_db():
     return _AIRFLOW_HOME
 
 
-# The modules that change or rely on the MariaDB server's time zone tables (mysql.time_zone*,
-# one set for the whole server: v1.22 worlds empty them, the upgrade and rake's UTC migration
-# need them). Under pytest-xdist (`make test`: two workers) they form one group that a single
-# worker runs one after another, first, being the longest; every other module is a group of
-# its own, so a module's shared world is seeded once on one worker.
-SERVER_TIME_ZONE_MODULES = (
-    "tests/e2e/test_standalone_scheduler.py",
-    "tests/e2e/vpsadmin_scheduled/",
-    "tests/e2e/vpsadmin_upgrade_v2/",
-    "tests/lab/test_integrity_check.py",
-    "tests/lab/test_lifetimes.py",
-    "tests/lab/test_rake_migrate.py",
-    "tests/lab/test_vpsadmin_v2_0.py",
-)
+# `make test` runs the modules on two pytest-xdist workers (--dist loadfile: a module's shared
+# world is seeded once, on one worker). The MariaDB server's time zone tables are one set for
+# the whole server (v1.22 worlds empty them; the upgrade and rake's UTC migration need them),
+# so every worker but the first has a MariaDB of its own (LAB_MYSQL_URL), and one worker's
+# world never empties another's time zones.
+_PRIVATE_MYSQL = pytest.StashKey[Path]()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    def group(item) -> str:
-        module = item.nodeid.split("::")[0]
-        return "server-time-zones" if module.startswith(SERVER_TIME_ZONE_MODULES) else module
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker and worker != "gw0" and not os.environ.get("LAB_MYSQL_URL"):
+        from lab.core import mysql
+        from lab.core.config import free_port
 
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda item: group(item) != "server-time-zones")  # stable: module order kept
+        directory = Path(tempfile.mkdtemp(prefix=f"airlift-mysql-{worker}-"))
+        config.stash[_PRIVATE_MYSQL] = directory
+        port = mysql.start_private(directory, free_port())["port"]
+        os.environ["LAB_MYSQL_URL"] = f"mysql://root@127.0.0.1:{port}"
+
+
+def pytest_unconfigure(config):
+    if _PRIVATE_MYSQL in config.stash:
+        from lab.core import mysql
+
+        mysql.stop_private(config.stash[_PRIVATE_MYSQL])
+        shutil.rmtree(config.stash[_PRIVATE_MYSQL], ignore_errors=True)
 
 
 _TIME_ZONES = pytest.StashKey[tuple]()
 
 
-def _server_time_zones(config):
+def _server_time_zones():
     from lab.core import mysql
 
     directory = Path(tempfile.mkdtemp(prefix="airlift-mysql-"))
@@ -76,7 +77,7 @@ def pytest_sessionstart(session):
     the machine's shared MariaDB gets them back after the session if it had them before.
     Done once, by the process that runs the session (xdist's controller, not its workers)."""
     if not hasattr(session.config, "workerinput"):
-        session.config.stash[_TIME_ZONES] = _server_time_zones(session.config)
+        session.config.stash[_TIME_ZONES] = _server_time_zones()
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -86,7 +87,6 @@ def pytest_sessionfinish(session, exitstatus):
         kwargs, had = session.config.stash[_TIME_ZONES]
         if had and not mysql.admin(kwargs, "SELECT COUNT(*) FROM mysql.time_zone_name")[0][0]:
             mysql.load_timezones(kwargs)
-
 
 
 @pytest.fixture

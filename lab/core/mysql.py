@@ -3,8 +3,10 @@ private instance started from the system's binaries under the lab directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -39,9 +41,10 @@ def from_url(url: str) -> dict:
     }
 
 
-def start_private(lab_dir: Path) -> dict:
-    """Start (or reuse) a MariaDB under `<lab>/mysql`, listening on 127.0.0.1 only."""
-    kwargs = {"host": "127.0.0.1", "port": PRIVATE_PORT, "user": "root", "passwd": ""}
+def start_private(lab_dir: Path, port: int = PRIVATE_PORT) -> dict:
+    """Start (or reuse) a MariaDB under `<lab>/mysql`, listening on 127.0.0.1:`port` only,
+    with the character set Debian's packaged server has."""
+    kwargs = {"host": "127.0.0.1", "port": port, "user": "root", "passwd": ""}
     if reachable(kwargs):
         return kwargs
     server = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
@@ -61,8 +64,9 @@ def start_private(lab_dir: Path) -> dict:
         )
     subprocess.Popen(
         [server, "--no-defaults", f"--datadir={datadir}", "--bind-address=127.0.0.1",
-         f"--port={PRIVATE_PORT}", f"--socket={lab_dir / 'mysql' / 'mysqld.sock'}",
-         f"--pid-file={lab_dir / 'mysql' / 'mysqld.pid'}", "--user=root"],
+         f"--port={port}", f"--socket={lab_dir / 'mysql' / 'mysqld.sock'}",
+         f"--pid-file={lab_dir / 'mysql' / 'mysqld.pid'}", "--user=root", "--skip-name-resolve",
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"],
         stdout=open(lab_dir / "mysql" / "mysqld.log", "ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -85,10 +89,21 @@ def resolve(lab_dir: Path, url: str | None) -> dict:
     return start_private(lab_dir)
 
 
-def stop_private(lab_dir: Path) -> None:
+def stop_private(lab_dir: Path, timeout: float = 60) -> None:
+    """Stop the MariaDB start_private() started there; returns once it has exited."""
     pid_file = lab_dir / "mysql" / "mysqld.pid"
-    if pid_file.exists():
-        subprocess.run(["kill", pid_file.read_text().strip()], check=False)
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().strip())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):  # our child: reap it, or it stays a zombie
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            os.kill(pid, 0)  # ProcessLookupError once it is gone
+            time.sleep(0.2)
 
 
 def admin(kwargs: dict, sql: str, params=None) -> list[tuple]:

@@ -22,8 +22,36 @@ set -uo pipefail
 mode=$1
 shift
 
+# The job's SSH connections to the destination go through one master connection per login
+# user (OpenSSH ControlMaster, its socket in a private directory), so a command costs a new
+# session, not a new connection: the downtime makes three of them. Without a master (it could
+# not start, or died) ssh connects on its own, as before; the masters end with the job.
+mux=$(mktemp -d /tmp/airlift-ssh.XXXXXX)
+close_masters() {
+    local socket
+    for socket in "$mux"/*; do
+        [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit -p "$port" "$dst" 2> /dev/null
+    done
+    rm -rf "$mux"
+}
+trap close_masters EXIT
+
+to_dst() {  # to_dst USER [SSH OPTION...] -- COMMAND...: ssh to the destination as USER,
+    # through USER's master if it runs
+    local user=$1 opts=()
+    shift
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    ssh -p "$port" -o BatchMode=yes -o ControlPath="$mux/$user" "${opts[@]}" -l "$user" "$dst" -- "$@"
+}
+
+open_master() {  # open_master USER: USER's master connection, in the background
+    to_dst "$1" -o ControlMaster=yes -f -N -- 2> /dev/null \
+        || echo "airlift: no shared connection as $1; each command connects on its own"
+}
+
 remote() {  # a command on the destination as root, its argv quoted for the remote shell
-    ssh -p "$port" -o BatchMode=yes -l root "$dst" -- "$(printf '%q ' "$@")"
+    to_dst root -- "$(printf '%q ' "$@")"
 }
 
 take_slot() {  # take_slot SLOTS
@@ -60,6 +88,13 @@ settle() {  # settle CTID OWNER START(yes|no): after the handover (the container
 
 downtime() {  # downtime START_SECONDS: the line the operators read
     echo "airlift: downtime $(awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }') s"
+}
+
+mark() {  # mark NAME: the downtime so far, split by part (parts is printed after the downtime)
+    local now
+    now=$(date +%s.%N)
+    parts+="${parts:+, }$1 $(awk -v a="$last_mark" -v b="$now" 'BEGIN { printf "%.3f", b - a }') s"
+    last_mark=$now
 }
 
 to_bytes() {  # 1.23G -> bytes (zfs's 1024-based short sizes)
@@ -170,6 +205,7 @@ case "$mode" in
         ;;
     zfs-sync)
         ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 delta=$6 passes=$7
+        open_master root
         for pass in $(seq 1 "$passes"); do
             one_pass "airlift-sync-$(date +%s%N)" || exit 1
             [ "$pass_bytes" -gt "$delta" ] || break
@@ -178,19 +214,26 @@ case "$mode" in
     zfs-final)
         ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 slots=$6 owner=$7 start=$8
         take_slot "$slots"
+        open_master root
         state=$(remote osctl -j ct show "$ctid" | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
         if [ "$state" = staged ]; then
+            open_master osctl-ct-receive
             base="airlift-sync-$(date +%s%N)"
             one_pass "$base" || exit 1
-            down=$(date +%s.%N)
+            down=$(date +%s.%N) last_mark=$down parts=
             vzctl stop "$ctid" || exit 1
+            mark stop
             last_delta "airlift-final-$(date +%s%N)" "$base" || exit 1
-            ssh -p "$port" -o BatchMode=yes -T -l osctl-ct-receive "$dst" receive transfer "$ctid" < /dev/null \
+            mark "last delta"
+            to_dst osctl-ct-receive -T -- receive transfer "$ctid" < /dev/null \
                 || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
+            mark handover
             # one round trip: it was handed over stopped, with the converter's user
             remote sh -c "osctl ct chown $ctid $owner$([ "$start" = yes ] && echo " && osctl ct start $ctid")" \
                 || { echo "airlift: the destination refused the container" >&2; exit 1; }
+            mark "owner and start"
             downtime "$down"
+            echo "airlift: downtime parts: $parts"
         else
             settle "$ctid" "$owner" "$start" || exit 1
             echo "airlift: container $ctid is already $state on $dst: handed over before"

@@ -10,9 +10,10 @@
 #   openssh-client, rsync,     real tools inside the lab's nodes (the nodes use the host's /usr),
 #   gzip, tzdata, python3      /usr/bin/python3 runs the node tool simulators
 #   mariadb-client             mysql, mysqldump on the DB node
-#   mariadb-server             mysql_tzinfo_to_sql (Debian ships it there, not in the client), and
+#   mariadb-server             mysql_tzinfo_to_sql (Debian ships it there, not in the client),
 #                              the lab's database when no MariaDB answers on 127.0.0.1:3306
-#                              with passwordless root and LAB_MYSQL_URL is unset
+#                              with passwordless root and LAB_MYSQL_URL is unset, and the
+#                              second test worker's own server (tests/conftest.py)
 #   libmariadb-dev, gcc,       building mysqlclient (MySQLdb) in the virtualenv
 #   pkg-config, pythonX.Y-dev
 #   pythonX.Y-venv             `python -m venv` on a Debian/Ubuntu Python
@@ -34,17 +35,6 @@ add() { # add PACKAGE... unless already listed
 has_cmd() { command -v "$1" >/dev/null 2>&1; }
 has_pkg() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
 
-mariadb_answers() {
-    # passwordless root on 127.0.0.1:3306, checked with the client when there is one
-    local client
-    client=$(command -v mariadb || command -v mysql || true)
-    if [[ -n $client ]]; then
-        "$client" --protocol=tcp -h 127.0.0.1 -P 3306 -u root --connect-timeout=3 \
-            -e 'SELECT 1' >/dev/null 2>&1
-    else
-        timeout 3 bash -c '</dev/tcp/127.0.0.1/3306' 2>/dev/null
-    fi
-}
 server_binaries() {
     { has_cmd mariadbd || has_cmd mysqld || [[ -x /usr/sbin/mariadbd || -x /usr/sbin/mysqld ]]; } &&
         { has_cmd mariadb-install-db || has_cmd mysql_install_db; }
@@ -62,9 +52,8 @@ check() {
     has_cmd pkg-config || add pkg-config
     has_pkg libmariadb-dev || has_cmd mariadb_config || add libmariadb-dev
     [[ ${LAB_ZFS_FUSE:-1} == 0 ]] || has_cmd zfs-fuse || [[ -x /usr/sbin/zfs-fuse ]] || add zfs-fuse
-    if [[ -z ${LAB_MYSQL_URL:-} ]] && ! mariadb_answers && ! server_binaries; then
-        add mariadb-server
-    fi
+    # the second test worker starts a MariaDB of its own (tests/conftest.py), whatever serves the first
+    server_binaries || add mariadb-server
 }
 
 check_python() {

@@ -36,14 +36,14 @@ def airflow_db():
 # `make test` runs the modules on two pytest-xdist workers (--dist loadfile: a module's shared
 # world is seeded once, on one worker). The MariaDB server's time zone tables are one set for
 # the whole server (v1.22 worlds empty them; the upgrade and rake's UTC migration need them),
-# so every worker but the first has a MariaDB of its own (LAB_MYSQL_URL), and one worker's
-# world never empties another's time zones.
+# so every worker but the first has a MariaDB of its own (LAB_MYSQL_URL, whatever it was),
+# and one worker's world never empties another's time zones.
 _PRIVATE_MYSQL = pytest.StashKey[Path]()
 
 
 def pytest_configure(config):
     worker = getattr(config, "workerinput", {}).get("workerid")
-    if worker and worker != "gw0" and not os.environ.get("LAB_MYSQL_URL"):
+    if worker and worker != "gw0":
         from lab.core import mysql
         from lab.core.config import free_port
 

@@ -171,6 +171,7 @@ last_delta() {  # last_delta NAME BASE: in the downtime, the least work: every d
     # no lookups, no estimates, no cleanup (the snapshots go at cleanup)
     local snap=$1 base=$2 ds pid failed=0 pids=()
     zfs snapshot -r "$src@$snap" || return 1
+    mark snapshot
     for ds in $pass_datasets; do
         (
             zfs send -p -i "@$base" "$ds@$snap" | remote zfs recv -s -F -u "$dst_root${ds#"$src"}"

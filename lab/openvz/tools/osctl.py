@@ -52,11 +52,6 @@ else:  # run as a program: toolbox.py and zfs.py are next to it
     import toolbox
     from zfs import Zfs, ZfsError
 
-try:  # archives are Ruby YAML; the host's python3 has PyYAML (JSON is read without it)
-    import yaml
-except ImportError:  # pragma: no cover
-    yaml = None
-
 PROFILE_FILE = "/etc/lab/osctl-profile"
 DEFAULT_PROFILE = "2019"
 PROFILES = {
@@ -122,9 +117,14 @@ class UsageError(Exception):
 
 
 def load_yaml(text: str):
-    if yaml is not None:
-        return yaml.safe_load(text)
-    return json.loads(text)
+    """Archives are Ruby YAML; the host's python3 has PyYAML (JSON is read without it).
+    Imported here, not at the top: only archives need it, and every osctl call (three of them
+    in a container's downtime) would pay for the import."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover
+        return json.loads(text)
+    return yaml.safe_load(text)
 
 
 def profile(node: Node | None = None) -> dict:

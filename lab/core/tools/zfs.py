@@ -278,19 +278,20 @@ def _copy(src: Path, dst: Path, info) -> None:
         os.lchown(dst, info.st_uid, info.st_gid)
 
 
-def _share(src: Path, dst: Path, info) -> None:
+def _share(src: Path | str, dst: Path | str, info) -> bool:
     """Make `dst` hold `src`'s file. A hard link costs nothing, but an in-place write to one
     name then changes both; every reader of a snapshot notices that by the changed mtime
     (_intact), which a write surely changes only once the file's mtime is well in the past
     (timestamps come from a coarse clock, some file systems keep whole seconds). So a file
-    modified in the last SETTLED_NS is copied, any other linked."""
+    modified in the last SETTLED_NS is copied, any other linked. True: linked."""
     if info.st_mtime_ns < time.time_ns() - SETTLED_NS:
         try:
             os.link(src, dst)
-            return
+            return True
         except OSError:  # another file system, too many links, protected_hardlinks
             pass
     _copy(src, dst, info)
+    return False
 
 
 def _remove(path: Path) -> None:
@@ -934,16 +935,21 @@ class Zfs:
         toolbox.write(path, json.dumps(manifest))
         return manifest
 
-    def _record_snapshot(self, st: dict, fs: str, snapname: str, meta: dict) -> None:
+    def _record_snapshot(self, st: dict, fs: str, snapname: str, meta: dict,
+                         manifest: dict | None = None) -> None:
+        """Add a snapshot whose tree is in place; `manifest`: its entries when the caller
+        walked the tree already (else it is scanned)."""
         tree = self._tree(meta)
-        toolbox.write(tree.with_suffix(".json"), json.dumps(_scan(tree)))
+        toolbox.write(tree.with_suffix(".json"), json.dumps(manifest or _scan(tree)))
         st["snapshots"][f"{fs}@{snapname}"] = meta
         self._changed()
 
-    def _check(self, st: dict, snap: str, rel: str, entry: list) -> None:
+    def _check(self, st: dict, snap: str, rel: str, entry: list, tree: str | None = None) -> None:
         """Refuse to read a snapshot's file that no longer has the stats it was recorded with:
-        its inode is shared with the live file, and something wrote into that."""
-        if not _intact(self._tree(st["snapshots"][snap]) / rel, entry):
+        its inode is shared with the live file, and something wrote into that. `tree`: the
+        snapshot's tree as a string ending in "/" (callers checking many files pass it)."""
+        tree = tree or str(self._tree(st["snapshots"][snap])) + "/"
+        if not _intact(tree + rel, entry):
             where = self._data_dir(st, snap.split("@", 1)[0]).rstrip("/")
             raise ZfsError(f"lab zfs: snapshot {snap} was changed by an in-place write to "
                            f"{where}/{rel}; lab tools must replace files (write a new file and "
@@ -951,9 +957,10 @@ class Zfs:
 
     def _check_all(self, st: dict, snap: str, rels=None) -> dict:
         manifest = self._manifest(st["snapshots"][snap])
+        tree = str(self._tree(st["snapshots"][snap])) + "/"
         for rel in manifest if rels is None else rels:
             if manifest[rel][0] == "f":
-                self._check(st, snap, rel, manifest[rel])
+                self._check(st, snap, rel, manifest[rel], tree)
         return manifest
 
     def _take_snapshot(self, st: dict, fs: str, snapname: str, creation: int | None = None,
@@ -965,23 +972,26 @@ class Zfs:
         guid = guid or (random.getrandbits(63) | 1)
         tree = self._new_tree(guid)
         target = self.state_dir / "snapshots" / tree
+        prefix = str(target) + "/"
         top = self.host_path(self._data_dir(st, fs))
-        h, size, dirs = hashlib.sha256(), 0, []
+        h, size, dirs, manifest = hashlib.sha256(), 0, [], {}
         for rel, path, info in self._own_files(st, fs):
             entry = _entry(path, info)
             _digest(h, rel, info, entry)
-            dest = target / rel
+            dest = prefix + rel
             if entry is None:
                 continue  # fifos, sockets, devices: not kept, as before
+            manifest[rel] = entry  # the tree's copy gets the same stats (_attrs, copy2)
             if entry[0] == "d":
-                dest.mkdir()
+                os.mkdir(dest)
                 dirs.append((dest, entry))
             elif entry[0] == "l":
                 os.symlink(entry[5], dest)
                 _attrs(dest, entry)
             else:
                 size += info.st_size
-                _share(path, dest, info)
+                if not _share(path, dest, info):
+                    entry[6] = os.lstat(dest).st_ino  # a copy: the manifest names its inode
         for dest, entry in reversed(dirs):  # children first: adding them changed the mtimes
             _attrs(dest, entry)
         if top.is_dir():
@@ -989,7 +999,8 @@ class Zfs:
         self._record_snapshot(st, fs, snapname, {
             "guid": guid, "tree": tree, "createtxg": txg or st["txg"],
             "fingerprint": h.hexdigest(), "referenced": size,
-            "creation": int(creation if creation is not None else time.time())})
+            "creation": int(creation if creation is not None else time.time())},
+            {".": _entry(target, target.lstat()), **manifest})
 
     def snapshot(self, names: str | list[str], recursive: bool = False,
                  creation: int | None = None) -> None:
@@ -1040,6 +1051,47 @@ class Zfs:
                 _share(tree / rel, dest, os.lstat(tree / rel))
         for rel in sorted((r for r, e in manifest.items() if e[0] == "d"), reverse=True):
             _attrs(top / rel, manifest[rel])
+
+    def _apply_delta(self, st: dict, fs: str, base: str, snap: str) -> bool:
+        """Bring a live filesystem that still equals snapshot `base` to `snap` by touching
+        only the paths that differ (what _restore does for a whole tree); False, with
+        nothing changed, when the filesystem was modified since `base` or a child dataset's
+        mountpoint would change."""
+        if base not in st["snapshots"] or \
+                self._fingerprint(st, fs)[0] != st["snapshots"][base]["fingerprint"]:
+            return False
+        old = self._manifest(st["snapshots"][base])
+        new = self._check_all(st, snap)
+        gone = sorted((r for r in old if r not in new or new[r][0] != old[r][0]), reverse=True)
+        changed = [r for r in sorted(new) if new[r] != old.get(r)]
+        top = self.host_path(self._data_dir(st, fs))
+        children = [str(self.host_path(self._data_dir(st, c)).relative_to(top))
+                    for c in self._children(st, fs)]
+        if any(c == r or c.startswith(r + "/") for r in gone + changed for c in children):
+            return False
+        tree, live = str(self._tree(st["snapshots"][snap])) + "/", str(top) + "/"
+        for rel in gone:  # deepest first
+            _remove(Path(live + rel))
+        for rel in changed:  # a directory before what it holds
+            entry, dest = new[rel], live + rel
+            if entry[0] == "d":
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(dest)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            if entry[0] == "l":
+                os.symlink(entry[5], dest)
+                _attrs(dest, entry)
+            else:
+                _share(tree + rel, dest, os.lstat(tree + rel))
+        # The directories that changed, and those whose entries did (their mtimes moved).
+        touched = {r for r in changed if new[r][0] == "d"}
+        touched.update(r.rpartition("/")[0] or "." for r in gone + changed if r != ".")
+        for rel in sorted(touched, reverse=True):
+            if rel in new:
+                _attrs(top if rel == "." else live + rel, new[rel])
+        return True
 
     def _clear_except(self, directory: Path, keep: set[Path]) -> None:
         for entry in list(directory.iterdir()):
@@ -1323,7 +1375,7 @@ class Zfs:
                     cur = None
         except (_Cut, KeyboardInterrupt):
             if done:
-                self._receive_done(fs, done[-1], no_mount)
+                self._receive_done(fs, done[-1], no_mount, base)
             if cur is not None and keep:
                 token = self._keep_partial(fs, cur, header)
                 raise ZfsError(f"{where}: checksum mismatch or incomplete stream.\n"
@@ -1336,7 +1388,7 @@ class Zfs:
                 (self.state_dir / (cur["stage"] + ".part")).unlink(missing_ok=True)
                 if not keep:
                     shutil.rmtree(self.state_dir / cur["stage"], ignore_errors=True)
-        self._receive_done(fs, done[-1], no_mount)
+        self._receive_done(fs, done[-1], no_mount, base)
 
     def _stage(self, fs: str, base: str | None, deleted: list[str], stage: Path) -> None:
         """A staging tree: the base snapshot's tree in hard links, minus `deleted`."""
@@ -1353,19 +1405,22 @@ class Zfs:
         with self.batch() as st:
             snap = f"{fs}@{base}" if "@" not in base else base
             manifest = self._check_all(st, snap)
-            tree = self._tree(st["snapshots"][snap])
+            tree = str(self._tree(st["snapshots"][snap])) + "/"
+        prefix = str(stage) + "/"
         for rel in sorted(manifest):
-            entry, dest = manifest[rel], stage / rel
+            if rel == ".":
+                continue
+            entry, dest = manifest[rel], prefix + rel
             if entry[0] == "d":
-                dest.mkdir(exist_ok=True)
+                os.mkdir(dest)
             elif entry[0] == "l":
                 os.symlink(entry[5], dest)
                 _attrs(dest, entry)
             else:
                 try:
-                    os.link(tree / rel, dest)  # both names are snapshot trees: never written
+                    os.link(tree + rel, dest)  # both names are snapshot trees: never written
                 except OSError:
-                    _copy(tree / rel, dest, os.lstat(tree / rel))
+                    _copy(tree + rel, dest, os.lstat(tree + rel))
         for rel in deleted:
             _remove(stage / rel)
 
@@ -1407,15 +1462,18 @@ class Zfs:
             if (stage / rel).is_symlink() or (stage / rel).exists() and not (stage / rel).is_dir():
                 _remove(stage / rel)
             (stage / rel).mkdir(parents=True, exist_ok=True)
+        prefix = str(stage) + "/"
         present = ["."] + [rel for rel, _p, info in _walk(stage) if stat.S_ISDIR(info.st_mode)]
         for rel in sorted(present, reverse=True):
             entry = dirs.get(rel) or base.get(rel)
             if entry:
-                _attrs(stage / rel, entry)
-        h, size = hashlib.sha256(), 0
+                _attrs(stage if rel == "." else prefix + rel, entry)
+        h, size, manifest = hashlib.sha256(), 0, {}
         for rel, path, info in _walk(stage):
-            _digest(h, rel, info, _entry(path, info))
+            manifest[rel] = entry = _entry(path, info)
+            _digest(h, rel, info, entry)
             size += info.st_size if stat.S_ISREG(info.st_mode) else 0
+        manifest = {rel: e for rel, e in manifest.items() if e is not None}
         with _deferred_signals(), self.batch() as st:
             if fs not in st["datasets"]:
                 self._new_dataset(st, fs, {})
@@ -1430,7 +1488,8 @@ class Zfs:
             self._record_snapshot(st, fs, cur["name"], {
                 "guid": cur["toguid"], "tree": tree, "createtxg": self._next_txg(st),
                 "fingerprint": h.hexdigest(), "referenced": size,
-                "creation": int(cur["creation"])})
+                "creation": int(cur["creation"])},
+                {".": _entry(stage, os.lstat(self.state_dir / "snapshots" / tree)), **manifest})
             st["datasets"][fs].pop("recv", None)
 
     def _keep_partial(self, fs: str, cur: dict, header: dict) -> str:
@@ -1459,11 +1518,13 @@ class Zfs:
         data = zlib.compress(packed)
         return f"1-{zlib.adler32(data):x}-{len(packed):x}-{data.hex()}"
 
-    def _receive_done(self, fs: str, last: str, no_mount: bool) -> None:
-        """The live filesystem becomes the last snapshot received."""
+    def _receive_done(self, fs: str, last: str, no_mount: bool, base: str | None) -> None:
+        """The live filesystem becomes the last snapshot received: only what changed since
+        `base` when it still holds that snapshot (an incremental stream), else rebuilt."""
         with _deferred_signals(), self.batch() as st:
             ds = st["datasets"][fs]
-            self._restore(st, fs, f"{fs}@{last}")
+            if not (base and self._apply_delta(st, fs, base, f"{fs}@{last}")):
+                self._restore(st, fs, f"{fs}@{last}")
             st["snapshots"][f"{fs}@{last}"]["fingerprint"] = self._fingerprint(st, fs)[0]
             if ds.pop("inconsistent", False):
                 ds["mounted"] = True

@@ -167,9 +167,9 @@ def read_frame(conn, query: str) -> pd.DataFrame:
         for data in copy:
             buffer.write(data)
     buffer.seek(0)
-    return pd.read_csv(buffer, dtype={"email": "str", "userid": "str", "account": "str", "uuid": "str"},
-                       true_values=["t"], false_values=["f"], keep_default_na=False, na_values={"userid": [""]},
-                       skip_blank_lines=False)
+    from synnefo.duplicates import read_accounts_csv
+
+    return read_accounts_csv(buffer)
 
 
 def ours(conn, exports: Path, out: Path) -> dict:
@@ -179,7 +179,6 @@ def ours(conn, exports: Path, out: Path) -> dict:
     t = [time.monotonic()]
     frames = {name: read_frame(conn, query) for name, query in READS.items()}
     astakos = frames["astakos"]
-    astakos["last_login"] = pd.to_datetime(astakos["last_login"], unit="s", utc=True)
     t.append(time.monotonic())
     pithos_quotas = quotas.parse_pithos_export((exports / "pithos-quota.txt").read_text(), "pithos-quota.txt")
     cyclades_quotas = quotas.parse_cyclades_export((exports / "cyclades-quota.txt").read_text(), "cyclades-quota.txt")

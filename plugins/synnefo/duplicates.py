@@ -71,6 +71,18 @@ class Reconciliation:
                 "pithos_accounts_merged": int((merged["service"] == "pithos").sum())}
 
 
+def read_accounts_csv(source) -> pd.DataFrame:
+    """A frame of one of the reads in include/sql/synnefo/s2/find-duplicates.sql from its CSV
+    (COPY ... TO STDOUT (FORMAT csv, HEADER)): emails, owners and accounts stay strings (an
+    empty owner is NULL), booleans from t/f, epoch seconds as UTC times."""
+    frame = pd.read_csv(source, dtype={"email": "str", "userid": "str", "account": "str", "uuid": "str"},
+                        true_values=["t"], false_values=["f"], keep_default_na=False, na_values={"userid": [""]},
+                        skip_blank_lines=False)
+    for column in ("last_login", "date_joined"):
+        if column in frame:
+            frame[column] = pd.to_datetime(pd.to_numeric(frame[column]), unit="s", utc=True)
+    return frame
+
 def reconcile(astakos: pd.DataFrame, vms: pd.DataFrame, networks: pd.DataFrame,
               pithos: pd.DataFrame) -> Reconciliation:
     """all_users, then decide."""

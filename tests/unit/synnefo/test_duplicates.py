@@ -7,6 +7,7 @@ import io
 
 import pandas as pd
 import pytest
+
 from synnefo import duplicates as d
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+
 from synnefo import quotas as q
 
 INF = "1000000000000000000000000000000"  # str(10**30), as the exporters write it

@@ -73,14 +73,21 @@ class Reconciliation:
 
 def read_accounts_csv(source) -> pd.DataFrame:
     """A frame of one of the reads in include/sql/synnefo/s2/find-duplicates.sql from its CSV
-    (COPY ... TO STDOUT (FORMAT csv, HEADER)): emails, owners and accounts stay strings (an
-    empty owner is NULL), booleans from t/f, epoch seconds as UTC times."""
-    frame = pd.read_csv(source, dtype={"email": "str", "userid": "str", "account": "str", "uuid": "str"},
-                        true_values=["t"], false_values=["f"], keep_default_na=False, na_values={"userid": [""]},
-                        skip_blank_lines=False)
+    (COPY ... TO STDOUT (FORMAT csv, HEADER)), parsed by pyarrow (multi-threaded, several times
+    pandas' own parser): emails, owners and accounts stay strings, NULL (COPY's unquoted empty
+    field) is NA while an empty string (quoted) stays "", booleans from t/f, epoch seconds as
+    UTC times."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    table = csv.read_csv(source, convert_options=csv.ConvertOptions(
+        column_types={column: pa.string() for column in ("email", "userid", "account", "uuid")},
+        strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""],
+        true_values=["t"], false_values=["f"]))
+    frame = table.to_pandas()
     for column in ("last_login", "date_joined"):
         if column in frame:
-            frame[column] = pd.to_datetime(pd.to_numeric(frame[column]), unit="s", utc=True)
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
     return frame
 
 def reconcile(astakos: pd.DataFrame, vms: pd.DataFrame, networks: pd.DataFrame,
@@ -266,6 +273,11 @@ def _decisions(survivors: pd.DataFrame, moves: pd.DataFrame) -> pd.DataFrame:
         "pithos_target": targets.where(targets.index.isin(pithos_merged.index)).reindex(d.index).to_numpy(),
         "pithos_merged": pithos_merged.reindex(d.index).to_numpy()})
     decisions["survivor_id"] = decisions["survivor_id"].astype("Int64")
+    # Text columns as pandas' string dtype whatever numpy built them as (object arrays with
+    # None): string arithmetic on them then works the same with or without pyarrow.
+    text = ["email", "survivor", "survivor_uuid", "rule", "astakos_deleted", "cyclades_target", "cyclades_merged",
+            "pithos_target", "pithos_merged"]
+    decisions[text] = decisions[text].astype("str")
     return decisions[DECISION_COLUMNS].reset_index(drop=True)
 
 

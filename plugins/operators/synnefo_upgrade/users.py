@@ -6,10 +6,11 @@ the deletion; Cyclades and Pithos follow the same decisions in part 6 with the 0
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from airlift.errors import StepError
 from operators.runbook_step import Plan, plan_mode, run_label
-from operators.synnefo_upgrade.common import SynnefoStepOperator
+from operators.synnefo_upgrade.common import DATABASE_CONNECTIONS, SynnefoStepOperator
 
 # The runbook's 0.12-era scripts (astakos/im/scripts/), run on the Astakos host.
 FIND_SCRIPT = "find_astakos_users_with_conflicting_emails.py"
@@ -28,11 +29,18 @@ class DuplicatesStepOperator(SynnefoStepOperator):
     def reconcile(self):
         """synnefo.duplicates.reconcile of what the services hold now (pandas is loaded here,
         not when the DAG is parsed)."""
+        from hooks.synnefo_db import SynnefoDbHook
         from synnefo import duplicates
 
-        statements, apps = self.statements, self.db("snf_apps")
-        frames = {name: apps.frame(statements[name]) for name in ("astakos", "vms", "networks")}
-        frames["pithos"] = self.db("snf_pithos").frame(statements["pithos"])
+        statements = self.statements
+        sources = {"astakos": "snf_apps", "vms": "snf_apps", "networks": "snf_apps", "pithos": "snf_pithos"}
+
+        def read(name: str):  # a hook (and a connection) of its own per thread
+            return SynnefoDbHook(DATABASE_CONNECTIONS[sources[name]]).frame(statements[name])
+
+        # At once: PostgreSQL works on each COPY in its own process.
+        with ThreadPoolExecutor(len(sources)) as pool:
+            frames = dict(zip(sources, pool.map(read, sources), strict=True))
         return duplicates.reconcile(**frames)
 
     @staticmethod

@@ -14,7 +14,10 @@ before anything is deleted or merged.
    reassigned, merged), shown in the approval and kept as a CSV report; then the Astakos
    duplicates deleted with the runbook's script, and checked again.
 
-The later parts (packages, migrations, settings, UUIDs, quotas) follow in the same shape.
+3. **packages**: the 0.13 packages of each host's role, then the services their
+   installation started stopped again.
+
+The later parts (migrations, settings, UUIDs, quotas) follow in the same shape.
 A group's code is `plugins/operators/synnefo_upgrade/<group>.py`; a task's step id
 (`Runbook step:` in its doc) names its SQL (`include/sql/synnefo/<part>/<step>.sql`).
 
@@ -32,7 +35,12 @@ from airflow.sdk import DAG, Param, TaskGroup, task
 
 from airlift.connections import SYNNEFO_SSH
 from airlift.sql import template_searchpath
-from operators.runbook_step import ApprovalGateOperator, RunReportOperator, SectionReportOperator
+from operators.runbook_step import (
+    ApprovalGateOperator,
+    NodeScriptOperator,
+    RunReportOperator,
+    SectionReportOperator,
+)
 from operators.synnefo_upgrade.common import PgDumpOperator, ServicesOperator
 from operators.synnefo_upgrade.preflight import PreflightOperator
 from operators.synnefo_upgrade.users import (
@@ -41,7 +49,9 @@ from operators.synnefo_upgrade.users import (
     FindDuplicatesOperator,
     RecheckDuplicatesOperator,
 )
-from synnefo.params import DEFAULT_SERVICES, service_hosts
+from synnefo.params import DEFAULT_SERVICES, package_hosts, service_hosts
+
+RELEASE = "0.13"  # what the packages are upgraded to
 
 with DAG(
     dag_id="synnefo_upgrade_v013",
@@ -84,6 +94,8 @@ with DAG(
         settings = preflight.output
         hosts = task(task_id="service_hosts", doc_md="The hosts whose web services stop first and start last.",
                      retries=0)(service_hosts)(settings)
+        package_hosts_of = task(task_id="package_hosts", retries=0,
+                                doc_md="Every host the new packages go to, with its role.")(package_hosts)
         stop = ServicesOperator.partial(step="s1.stop-services", action="stop", settings=settings).expand(node=hosts)
         backups = [PgDumpOperator(step="s1.backup-databases", database=name, label="before-upgrade", settings=settings,
                                   execution_timeout=timedelta(hours=6))
@@ -107,4 +119,11 @@ with DAG(
         find >> approve >> delete >> recheck >> SectionReportOperator(section="Users")
         backups >> find
 
-    recheck >> RunReportOperator()
+    with TaskGroup("packages", tooltip="runbook part 3: the 0.13 packages, the services they started stopped"):
+        install = NodeScriptOperator.partial(step="s3.install-packages", args=["{role}", RELEASE],
+                                             max_active_tis_per_dagrun=3).expand(node=package_hosts_of(settings))
+        stop_started = ServicesOperator.partial(step="s3.stop-started-services", action="stop",
+                                                settings=settings).expand(node=hosts)
+        recheck >> install >> stop_started >> SectionReportOperator(section="Packages")
+
+    stop_started >> RunReportOperator()

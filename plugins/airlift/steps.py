@@ -82,7 +82,7 @@ def steps_named(doc_md: str | None) -> list[str]:
 
 # What a script argument may take from the node or pool a mapped step runs for (its inventory
 # row, checked where it was read): `args=["{filesystem}"]`.
-PLACEHOLDERS = ("filesystem", "address", "pool_id", "server_id")
+PLACEHOLDERS = ("filesystem", "address", "pool_id", "server_id", "role")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 

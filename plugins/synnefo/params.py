@@ -82,3 +82,11 @@ def service_hosts(settings: dict) -> list[dict]:
     {"server_name": role, "address", "services"}; hosts without services are left out."""
     return [{"server_name": role, "address": settings["hosts"][role], "services": settings["services"][role]}
             for role in ROLES if settings["services"][role]]
+
+
+def package_hosts(settings: dict) -> list[dict]:
+    """Every host the new packages go to, as a mapped task's items: {"server_name", "address",
+    "role"} (include/scripts/synnefo/s3/install-packages.sh knows each role's packages)."""
+    hosts = [{"server_name": role, "address": settings["hosts"][role], "role": role} for role in ROLES]
+    return hosts + [{"server_name": f"ganeti{i}", "address": node, "role": "ganeti"}
+                    for i, node in enumerate(settings["ganeti_nodes"], 1)]

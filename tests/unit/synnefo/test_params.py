@@ -40,3 +40,13 @@ def test_every_problem_is_listed_at_once():
 def test_a_host_with_a_newline_is_refused():
     with pytest.raises(ParamError, match="pithos_host"):
         check({**GOOD, "pithos_host": "pithos\n"}, DATABASES)
+
+
+def test_package_hosts_name_every_host_by_its_role():
+    from synnefo.params import package_hosts
+
+    hosts = package_hosts(check(GOOD, DATABASES))
+    assert [(h["server_name"], h["role"]) for h in hosts] == [
+        ("astakos", "astakos"), ("cyclades", "cyclades"), ("pithos", "pithos"), ("ganeti1", "ganeti"),
+        ("ganeti2", "ganeti")]
+    assert hosts[3]["address"] == "ganeti1"

@@ -109,7 +109,7 @@ with DAG(
             subject="Delete the duplicate Astakos users?",
             body="Users whose emails differ only in case become one user in 0.13. The table is the decision for "
                  "each email (the full list is written as a CSV report before anything is deleted):\n\n"
-                 f"{{{{ ti.xcom_pull(task_ids='users.find_duplicates', key='{APPROVAL_TABLE}') }}}}\n\n"
+                 f"{{{{ ti.xcom_pull(task_ids='users.s2_find_duplicates', key='{APPROVAL_TABLE}') }}}}\n\n"
                  "**Approve** deletes the Astakos users listed below (with their related rows); their VMs, "
                  "networks and files stay and move to the survivor in part 6. **Reject** deletes nothing and stops "
                  "the run here.",

@@ -100,21 +100,26 @@ def table_checksums(lab, tables: list[str] | None = None) -> dict[str, tuple]:
     return result
 
 
+def files_of(root: Path, skip_dirs=VOLATILE, leave_out=lambda rel: False) -> dict[str, str]:
+    """{path relative to root: sha256 of content or link target} of a tree, not descending
+    into `skip_dirs` (relative paths) and without the files `leave_out(rel)` is true for."""
+    digest = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        dirnames[:] = [d for d in dirnames if str(rel_dir / d) not in skip_dirs]
+        for name in filenames:
+            path, rel = Path(dirpath) / name, str(rel_dir / name)
+            if leave_out(rel):
+                continue
+            digest[rel] = ("-> " + os.readlink(path) if path.is_symlink()
+                           else hashlib.sha256(path.read_bytes()).hexdigest())
+    return digest
+
+
 def node_files(lab) -> dict[str, str]:
     """{node/path: sha256 of content or link target} of every node, volatile paths left out."""
-    digest = {}
-    for node_dir in sorted(lab.cfg.nodes_dir.iterdir()):
-        for dirpath, dirnames, filenames in os.walk(node_dir):
-            rel_dir = Path(dirpath).relative_to(node_dir)
-            dirnames[:] = [d for d in dirnames if str(rel_dir / d) not in VOLATILE]
-            for name in filenames:
-                path = Path(dirpath) / name
-                key = f"{node_dir.name}/{rel_dir / name}"
-                if path.is_symlink():
-                    digest[key] = "-> " + os.readlink(path)
-                else:
-                    digest[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digest
+    return {f"{node_dir.name}/{rel}": digest for node_dir in sorted(lab.cfg.nodes_dir.iterdir())
+            for rel, digest in files_of(node_dir).items()}
 
 
 def world_state(lab) -> dict:

@@ -3,13 +3,9 @@ modules share (the world, its fingerprint, the run's conf)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from pathlib import Path
-
 from lab.core.nodes import run_in_node
 from lab.core.topology import host
-from tests.helpers import started_lab
+from tests.helpers import files_of, started_lab
 
 DAG_ID = "openvz_to_vpsadminos"
 VZ1, OS1 = host("vz1").address, host("os1").address
@@ -42,17 +38,8 @@ def fingerprint(lab) -> dict[str, str]:
     state left out), and each node's `zfs list -t all`."""
     found = {}
     for node in ("vz1", "os1", "os2"):
-        root = lab.node_root(node)
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel = Path(dirpath).relative_to(root)
-            dirnames[:] = [d for d in dirnames if str(rel / d) not in SKIP_DIRS]
-            for name in filenames:
-                key = f"{rel / name}"
-                if any(part in f"/{key}" for part in LIVE):
-                    continue
-                path = Path(dirpath) / name
-                found[f"{node}/{key}"] = ("-> " + os.readlink(path) if path.is_symlink()
-                                          else hashlib.sha256(path.read_bytes()).hexdigest())
+        files = files_of(lab.node_root(node), SKIP_DIRS, lambda rel: any(part in f"/{rel}" for part in LIVE))
+        found.update({f"{node}/{rel}": digest for rel, digest in files.items()})
         found[f"{node}: zfs list"] = sh(lab, node, "zfs list -H -t all -o name 2>/dev/null || true")
     return found
 

@@ -34,7 +34,7 @@ for package in $packages; do
     todo+=("$package")
     now+=("$package ${installed:-not installed}")
 done
-if [ ${#todo[@]} -eq 0 ]; then
+if [ -z "${todo[*]}" ]; then
     exit 0
 fi
 if $check; then

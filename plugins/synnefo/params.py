@@ -24,6 +24,10 @@ DEFAULT_SERVICES = {
 SERVICE = re.compile(r"^[a-z0-9][a-z0-9@._+-]{0,63}$")
 ABS_PATH = re.compile(r"^/[A-Za-z0-9._+/-]{1,255}$")
 DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# A service's public base URL (written into settings files, as a Python literal).
+BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]{0,200})?$")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$")
+ADMIN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
 
 
 def check_database(label: str, db: dict) -> list[str]:
@@ -65,6 +69,21 @@ def check(params: dict, databases: dict[str, dict]) -> dict:
     for role, names in services.items():
         if not isinstance(names, list) or not all(isinstance(n, str) and SERVICE.fullmatch(n) for n in names):
             errors.append(f"services of {role} {names!r} is not a list of service names")
+    urls = {}
+    for role in ("astakos", "cyclades"):
+        url = params.get(f"{role}_url") or (f"https://{hosts[role]}" if isinstance(hosts[role], str) else "")
+        if not isinstance(url, str) or not BASE_URL.fullmatch(url):
+            errors.append(f"{role}_url {url!r} is not an http(s) base URL (host, port, path of letters, digits, ._~-)")
+        urls[role] = str(url).rstrip("/")
+    server_email = params.get("server_email") or ""
+    if server_email and (not isinstance(server_email, str) or not EMAIL.fullmatch(server_email)):
+        errors.append(f"server_email {server_email!r} is not an email address")
+    admins = params.get("admins") or []
+    if not isinstance(admins, list) or not all(
+            isinstance(a, list) and len(a) == 2 and isinstance(a[0], str) and ADMIN_NAME.fullmatch(a[0])
+            and isinstance(a[1], str) and EMAIL.fullmatch(a[1]) for a in admins):
+        errors.append(f"admins {admins!r} is not a list of [name, email] pairs")
+        admins = []
     for key in ("snf_apps", "snf_pithos"):
         if key not in databases:
             errors.append(f"no {key} database")
@@ -74,6 +93,8 @@ def check(params: dict, databases: dict[str, dict]) -> dict:
     return {
         "hosts": hosts, "ganeti_nodes": list(ganeti), "db_host": db_host, "backup_dir": backup_dir.rstrip("/"),
         "services": {role: list(services.get(role, [])) for role in ROLES}, "databases": databases,
+        "astakos_url": urls["astakos"], "cyclades_url": urls["cyclades"], "server_email": server_email,
+        "admins": [list(a) for a in admins],
     }
 
 

@@ -30,9 +30,9 @@ class SynnefoStepOperator(RunbookStepOperator):
 
     @cached_property
     def nodes(self):
-        from hooks.node import NodeHook
+        from hooks.synnefo import SynnefoHook
 
-        return NodeHook(self.ssh_conn_id)
+        return SynnefoHook(self.ssh_conn_id)
 
     def db(self, name: str):
         """The hook of database `name` (snf_apps or snf_pithos), one per step."""

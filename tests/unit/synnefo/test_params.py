@@ -50,3 +50,23 @@ def test_package_hosts_name_every_host_by_its_role():
         ("astakos", "astakos"), ("cyclades", "cyclades"), ("pithos", "pithos"), ("ganeti1", "ganeti"),
         ("ganeti2", "ganeti")]
     assert hosts[3]["address"] == "ganeti1"
+
+
+def test_urls_default_to_the_hosts_and_settings_values_are_checked():
+    settings = check(GOOD, DATABASES)
+    assert settings["astakos_url"] == "https://accounts.example.org"
+    assert settings["cyclades_url"] == "https://127.0.1.52"
+    assert (settings["server_email"], settings["admins"]) == ("", [])
+    given = check({**GOOD, "astakos_url": "https://accounts.example.org:8443/", "server_email": "ops@example.org",
+                   "admins": [["Ops Team", "ops@example.org"]]}, DATABASES)
+    assert given["astakos_url"] == "https://accounts.example.org:8443"
+    assert given["admins"] == [["Ops Team", "ops@example.org"]]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("astakos_url", "https://accounts.example.org/'; import os #"), ("astakos_url", "ftp://x"),
+    ("cyclades_url", "https://a b"), ("server_email", "ops@example.org\nBcc: x"), ("admins", [["Ops", "not-mail"]]),
+    ("admins", [["Ops\n", "ops@example.org"]]), ("admins", "ops@example.org")])
+def test_bad_settings_values_are_refused(key, value):
+    with pytest.raises(ParamError, match=key):
+        check({**GOOD, key: value}, DATABASES)

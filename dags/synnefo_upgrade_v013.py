@@ -15,9 +15,21 @@ before anything is deleted or merged.
    duplicates deleted with the runbook's script, and checked again.
 
 3. **packages**: the 0.13 packages of each host's role, then the services their
-   installation started stopped again.
+   installation started stopped again; **migrate**: snf_apps dumped, `syncdb` and `migrate`
+   on the Astakos and Cyclades hosts (a failure offers, behind an approval, the restore of
+   the dump); **settings**: the quotaholder URL and one shared token everywhere, Astakos,
+   Cyclades and Pithos settings (files edited in place, valid Python, tokens masked).
+4. **astakos**: Astakos's gunicorn started, its web server still down (no public access);
+   the resources loaded (part 5).
+6. **uuids**: what is merged and deleted, approved first; Cyclades validated and migrated to
+   uuids, Pithos duplicates merged, snf_pithos dumped and `pithos-migrate`d (with its restore
+   path), then Pithos's quotaholder switched on.
+7. **quotas**: the exports of Pithos and Cyclades reconciled with pandas, approved, imported;
+   `QuotaSyncOperator` verifies, syncs and verifies again; then the usage resets (after the
+   sync, parts 8 and 9).
+11. **start**: every web service started again.
 
-The later parts (migrations, settings, UUIDs, quotas) follow in the same shape.
+Part 10 (expired projects) is the scheduled DAG `synnefo_project_control`.
 A group's code is `plugins/operators/synnefo_upgrade/<group>.py`; a task's step id
 (`Runbook step:` in its doc) names its SQL (`include/sql/synnefo/<part>/<step>.sql`).
 
@@ -41,13 +53,35 @@ from operators.runbook_step import (
     RunReportOperator,
     SectionReportOperator,
 )
+from operators.synnefo_upgrade.astakos import LoadResourcesOperator, StartAstakosOperator
 from operators.synnefo_upgrade.common import PgDumpOperator, ServicesOperator
+from operators.synnefo_upgrade.migrate import DjangoMigrateOperator, PithosMigrateOperator, migration_with_restore
 from operators.synnefo_upgrade.preflight import PreflightOperator
+from operators.synnefo_upgrade.quotas import APPROVAL_TABLE as QUOTA_TABLE
+from operators.synnefo_upgrade.quotas import (
+    QuotaImportOperator,
+    QuotaPlanOperator,
+    QuotaSyncOperator,
+    UsageResetOperator,
+)
+from operators.synnefo_upgrade.settings import (
+    AstakosSettingsOperator,
+    CycladesSettingsOperator,
+    PithosQuotaholderOnOperator,
+    PithosSettingsOperator,
+    QuotaSettingsOperator,
+)
 from operators.synnefo_upgrade.users import (
     APPROVAL_TABLE,
     DeleteDuplicatesOperator,
     FindDuplicatesOperator,
     RecheckDuplicatesOperator,
+)
+from operators.synnefo_upgrade.uuids import (
+    CycladesMigrateUsersOperator,
+    CycladesValidateOperator,
+    IdsPlanOperator,
+    PithosDuplicatesOperator,
 )
 from synnefo.params import DEFAULT_SERVICES, package_hosts, service_hosts
 
@@ -87,6 +121,15 @@ with DAG(
         "services": Param(DEFAULT_SERVICES, type="object", title="Web services per host",
                           description='{"astakos": [...], "cyclades": [...], "pithos": [...]}: stopped first, '
                                       "started last."),
+        "astakos_url": Param("", type="string", title="Astakos URL",
+                             description="Its public base URL (https://accounts.example.org); empty: https://<astakos "
+                                         "host>. The quotaholder and the user catalogs are under it."),
+        "cyclades_url": Param("", type="string", title="Cyclades URL",
+                              description="Its public base URL, exactly (VMAPI_BASE_URL); empty: https://<cyclades host>."),
+        "server_email": Param("", type="string", title="SERVER_EMAIL",
+                              description="Astakos's sender address; empty: the old ASTAKOS_DEFAULT_FROM_EMAIL."),
+        "admins": Param([], type="array", title="ADMINS", description='[["Name", "email"], ...]; empty: the old '
+                                                                        "ASTAKOS_DEFAULT_ADMIN_EMAIL."),
     },
 ) as dag:
     with TaskGroup("stop", tooltip="runbook part 1: services down, databases backed up"):
@@ -126,4 +169,76 @@ with DAG(
                                                 settings=settings).expand(node=hosts)
         recheck >> install >> stop_started >> SectionReportOperator(section="Packages")
 
-    stop_started >> RunReportOperator()
+    with TaskGroup("migrate", tooltip="runbook part 3.2: syncdb and migrate, with the restore of the dump"):
+        migrations = [DjangoMigrateOperator(task_id=f"s3_migrate_{role}", step="s3.migrate-databases", role=role,
+                                            settings=settings) for role in ("astakos", "cyclades")]
+        apps_backup, _ = migration_with_restore(step="s3.migrate-databases", settings=settings, database="snf_apps",
+                                                label="before-migrate", migrations=migrations)
+        migrations[-1] >> SectionReportOperator(section="Migrate")
+        stop_started >> apps_backup
+
+    with TaskGroup("settings", tooltip="runbook parts 3.3-3.6: quotaholder, Astakos, Cyclades, Pithos settings"):
+        settings_steps = [QuotaSettingsOperator(step="s3.quota-settings", settings=settings),
+                          AstakosSettingsOperator(step="s3.astakos-settings", settings=settings),
+                          CycladesSettingsOperator(step="s3.cyclades-settings", settings=settings),
+                          PithosSettingsOperator(step="s3.pithos-settings", settings=settings)]
+        migrations[-1] >> settings_steps[0]
+        for earlier, later in zip(settings_steps, settings_steps[1:], strict=False):
+            earlier >> later
+        settings_steps[-1] >> SectionReportOperator(section="Settings")
+
+    with TaskGroup("astakos", tooltip="runbook parts 4-5: Astakos up (no public access), resources loaded"):
+        start_astakos = StartAstakosOperator(step="s4.start-astakos", settings=settings)
+        resources = LoadResourcesOperator(step="s5.load-resources", settings=settings)
+        settings_steps[-1] >> start_astakos >> resources >> SectionReportOperator(section="Astakos")
+
+    with TaskGroup("uuids", tooltip="runbook part 6: merges approved, users and accounts to uuids"):
+        ids_plan = IdsPlanOperator(task_id="plan_merges", step="s6.cyclades-validate",
+                                   also_steps=["s6.pithos-duplicates"], settings=settings, plan_only=True,
+                                   doc_md="What part 6 merges and deletes, for the approval (changes nothing).")
+        approve_merges = ApprovalGateOperator(
+            task_id="approve_merges", step="s6.cyclades-validate", also_steps=["s6.pithos-duplicates"],
+            plan=ids_plan.output, ask_when_empty=False, subject="Merge and delete duplicate Cyclades and Pithos users?",
+            body="Before the user ids become uuids, each email's spellings become one: Cyclades ids merged into the "
+                 "lower-case email (their VMs, networks and keys follow), ids no Astakos user has deleted with their "
+                 "VMs, networks and keys (nothing happens in Ganeti), Pithos accounts merged into one and the merged "
+                 "ones deleted. **Approve** does exactly the changes below; **Reject** changes nothing and stops here.",
+            ignore_downstream_trigger_rules=True, doc_md="The approval before the merges and deletions.")
+        validate = CycladesValidateOperator(step="s6.cyclades-validate", settings=settings, approved=ids_plan.output)
+        pithos_duplicates = PithosDuplicatesOperator(step="s6.pithos-duplicates", settings=settings,
+                                                     approved=ids_plan.output)
+        migrate_users = CycladesMigrateUsersOperator(step="s6.cyclades-migrate-users", settings=settings)
+        pithos_migrate = PithosMigrateOperator(step="s6.pithos-migrate", settings=settings)
+        pithos_backup, _ = migration_with_restore(step="s6.pithos-migrate", settings=settings, database="snf_pithos",
+                                                  label="before-pithos-migrate", migrations=[pithos_migrate])
+        quotaholder_on = PithosQuotaholderOnOperator(task_id="s6_pithos_use_quotaholder", step="s6.pithos-migrate",
+                                                     settings=settings)
+        resources >> ids_plan >> approve_merges >> validate >> pithos_duplicates >> migrate_users >> pithos_backup
+        pithos_migrate >> quotaholder_on >> SectionReportOperator(section="UUIDs")
+
+    with TaskGroup("quotas", tooltip="runbook parts 7-9: quotas imported (approved), synced, usages reset"):
+        quota_plan = QuotaPlanOperator(task_id="plan_quotas", step="s7.pithos-quota", also_steps=["s7.cyclades-quota"],
+                                       settings=settings, doc_md=QuotaPlanOperator.__doc__)
+        approve_quotas = ApprovalGateOperator(
+            task_id="approve_quota_import", step="s7.pithos-quota", also_steps=["s7.cyclades-quota"],
+            plan=quota_plan.output, ask_when_empty=False, subject="Import the per-user quotas into Astakos?",
+            body="The per-user limits of Pithos and Cyclades, as Astakos 0.13 will hold them (0 in Pithos meant "
+                 "unlimited and becomes a limit too large to reach):\n\n"
+                 f"{{{{ ti.xcom_pull(task_ids='quotas.plan_quotas', key='{QUOTA_TABLE}') }}}}\n\n"
+                 "**Approve** imports exactly this plan; **Reject** imports nothing and stops here.",
+            ignore_downstream_trigger_rules=True, doc_md="The approval before the quota import.")
+        quota_import = QuotaImportOperator(task_id="import_quotas", step="s7.pithos-quota",
+                                           also_steps=["s7.cyclades-quota"], settings=settings,
+                                           approved=quota_plan.output)
+        sync = QuotaSyncOperator(step="s8.quota-verify-sync", settings=settings)
+        usages = [UsageResetOperator(step="s9.pithos-usage", role="pithos", settings=settings),
+                  UsageResetOperator(step="s9.cyclades-usage", role="cyclades", settings=settings)]
+        quotaholder_on >> quota_plan >> approve_quotas >> quota_import >> sync >> usages
+        usages >> SectionReportOperator(section="Quotas")
+
+    with TaskGroup("start", tooltip="runbook part 11: every service started"):
+        start = ServicesOperator.partial(step="s11.restart-services", action="start", settings=settings).expand(
+            node=hosts)
+        usages >> start >> SectionReportOperator(section="Start")
+
+    start >> RunReportOperator()

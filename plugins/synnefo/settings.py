@@ -56,14 +56,41 @@ def assignments(tree: ast.Module) -> dict[str, ast.Assign]:
 
 
 def current(text: str, path: str) -> dict:
-    """{name: value} of the file's literal top-level assignments (others are left out)."""
+    """{name: value} of the file's top-level assignments of literals or integer arithmetic
+    (`50*1024**3`, as the settings templates write sizes); others are left out."""
     values = {}
     for name, node in assignments(parse(text, path)).items():
         try:
             values[name] = ast.literal_eval(node.value)
         except ValueError:
-            continue
+            number = _arithmetic(node.value)
+            if number is not None:
+                values[name] = number
     return values
+
+
+_OPERATORS = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__, ast.FloorDiv: int.__floordiv__}
+
+
+def _arithmetic(node: ast.AST) -> int | None:
+    """The value of an integer expression of + - * // ** (small powers), else None: settings
+    are read, never executed, here."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _arithmetic(node.operand)
+        return None if value is None else -value
+    if isinstance(node, ast.BinOp):
+        left, right = _arithmetic(node.left), _arithmetic(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Pow):
+            return left ** right if 0 <= right <= 128 else None
+        operator = _OPERATORS.get(type(node.op))
+        if operator is None or (isinstance(node.op, ast.FloorDiv) and right == 0):
+            return None
+        return operator(left, right)
+    return None
 
 
 def literal(name: str, value) -> str:

@@ -63,15 +63,8 @@ def test_defaults_name_no_lab_host(dagbag):
 
 
 # Steps of an existing DAG that a later issue or session implements: the offline export/import
-# path of openvz_to_vpsadminos (issue 12, "today's converter, the offline export/import path");
-# the Synnefo upgrade past its part 2 (issue 11, in progress).
-NOT_YET = {"openvz_to_vpsadminos": {"ct.export", "ct.copy-archive", "ct.import"},
-           "synnefo_upgrade_v013": {
-               "s3.migrate-databases", "s3.quota-settings",
-               "s3.astakos-settings", "s3.cyclades-settings", "s3.pithos-settings", "s4.start-astakos",
-               "s5.load-resources", "s6.cyclades-validate", "s6.pithos-duplicates", "s6.cyclades-migrate-users",
-               "s6.pithos-migrate", "s7.pithos-quota", "s7.cyclades-quota", "s8.quota-verify-sync",
-               "s9.pithos-usage", "s9.cyclades-usage", "s11.restart-services"}}
+# path of openvz_to_vpsadminos (issue 12, "today's converter, the offline export/import path").
+NOT_YET = {"openvz_to_vpsadminos": {"ct.export", "ct.copy-archive", "ct.import"}}
 
 
 @pytest.mark.parametrize("name", runbooks())

@@ -76,3 +76,8 @@ def test_secrets_are_masked_in_plan_lines():
     assert edit.secret == {"PITHOS_QUOTAHOLDER_TOKEN"}
     assert settings.shown("PITHOS_QUOTAHOLDER_TOKEN", "s3cret", edit.secret) == "PITHOS_QUOTAHOLDER_TOKEN = ***"
     assert settings.shown("X", "a") == "X = 'a'"
+
+
+def test_integer_arithmetic_is_read_without_running_the_file():
+    values = settings.current("A = 50*1024**3\nB = -2 + 3\nC = 2**1000000\nD = open('x')\nE = 'a' * 3\n", "f")
+    assert values == {"A": 50 * 1024**3, "B": 1}

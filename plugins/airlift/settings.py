@@ -9,6 +9,8 @@ Airflow sets them; whoever triggers a DAG cannot (a trigger-form param could swi
 - `approval_timeout_hours` (default 72): a gate nobody answered by then fails; it never approves.
 - `lifetimes_hour` (default 3) and `daily_report_hour` (default 7): the hour (UTC) at which the
   scheduled vpsAdmin DAGs run each day (where cron_delete.php and daily_report.rb ran).
+- `project_control_schedule` (default @hourly): when synnefo_project_control runs (a cron
+  expression or preset).
 """
 
 from __future__ import annotations
@@ -54,3 +56,11 @@ def daily_at(key: str, default: int) -> str:
     if not value.isdigit() or not 0 <= int(value) <= 23:
         raise ValueError(f"[{SECTION}] {key} = {value!r}: expected an hour, 0 to 23")
     return f"0 {int(value)} * * *"
+
+
+def project_control_schedule() -> str:
+    """synnefo_project_control's schedule (read when the DAG file is parsed)."""
+    value = _get("project_control_schedule", "@hourly").strip()
+    if not value:
+        raise ValueError(f"[{SECTION}] project_control_schedule is empty: expected a cron expression or preset")
+    return value

@@ -1,0 +1,1 @@
+"""Operators of the scheduled Synnefo DAGs (synnefo_project_control)."""

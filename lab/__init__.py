@@ -64,8 +64,9 @@ class Lab:
         a v1.22 cluster with its database; without `pools`, no ZFS pools on the nodes (a
         benchmark of database steps at 100k VPSes needs none, and their backup snapshots would
         be copies of millions of files). `openvz`: the OpenVZ node's containers and the
-        vpsAdminOS nodes (lab/openvz/world.py, `options` go there)."""
-        from lab import openvz, vpsadmin
+        vpsAdminOS nodes (lab/openvz/world.py, `options` go there). `synnefo`: a Synnefo 0.12
+        cluster, its databases on the lab's PostgreSQL and its hosts' files (lab/synnefo/)."""
+        from lab import openvz, synnefo, vpsadmin
         from lab.core import nodes, sshd
 
         sshd.generate_keys(self.cfg)
@@ -73,8 +74,10 @@ class Lab:
             nodes.build_node(self.cfg, h, self.cfg.ssh_dir / f"root_{h.name}")
         if world == "openvz":
             return openvz.seed_world(self.cfg, **options)
+        if world == "synnefo":
+            return synnefo.seed_world(self.cfg, **options)
         if world != "vpsadmin":
-            raise ValueError(f"no lab world {world!r}: vpsadmin or openvz")
+            raise ValueError(f"no lab world {world!r}: vpsadmin, openvz or synnefo")
         return vpsadmin.seed_world(self.cfg, reset_timezones=reset_timezones, pools=pools)
 
     # -- the lab process -----------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The products the lab simulates: one package each beside lab/core/ (lab/vpsadmin/, lab/openvz/;
-lab/synnefo/ is to join here).
+"""The products the lab simulates: one package each beside lab/core/ (lab/vpsadmin/, lab/openvz/,
+lab/synnefo/).
 
 What the core asks of a product package (its __init__ stays light: the core imports it):
 - `TOOLS_DIR`, `TOOLS`: its node-tool simulators, {tool name on the node's PATH: file in
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-PRODUCTS = ("lab.vpsadmin", "lab.openvz")
+PRODUCTS = ("lab.vpsadmin", "lab.openvz", "lab.synnefo")
 
 
 def products() -> list[ModuleType]:

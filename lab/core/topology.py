@@ -66,6 +66,13 @@ HOSTS: tuple[LabHost, ...] = (
     LabHost("vz1", "127.0.1.31", frozenset({"openvz"})),
     LabHost("os1", "127.0.1.41", frozenset({"vpsadminos"})),
     LabHost("os2", "127.0.1.42", frozenset({"vpsadminos"})),
+    # Synnefo 0.12 -> 0.13 (lab/synnefo/): its three service hosts and two Ganeti nodes; the
+    # databases are on the lab's PostgreSQL.
+    LabHost("astakos", "127.0.1.51", frozenset({"astakos"})),
+    LabHost("cyclades", "127.0.1.52", frozenset({"cyclades"})),
+    LabHost("pithos", "127.0.1.53", frozenset({"pithos"})),
+    LabHost("ganeti1", "127.0.1.61", frozenset({"ganeti"})),
+    LabHost("ganeti2", "127.0.1.62", frozenset({"ganeti"})),
 )
 
 

@@ -58,8 +58,11 @@ UNLIMITED = "unlimited"
 
 def synnefo_dbs(cfg: LabConfig) -> dict[str, str]:
     """The lab's names for Synnefo's two databases: after its vpsAdmin database, so labs side
-    by side on one server (tests) have their own."""
-    return {"snf_apps": f"{cfg.vpsadmin_db}_snf_apps", "snf_pithos": f"{cfg.vpsadmin_db}_snf_pithos"}
+    by side on one server (tests) have their own (the lab's connections name them too)."""
+    from lab.synnefo import connections
+
+    conns = connections(cfg)
+    return {"snf_apps": conns["synnefo_apps_db"]["schema"], "snf_pithos": conns["synnefo_pithos_db"]["schema"]}
 
 
 # -- the people ------------------------------------------------------------------------------

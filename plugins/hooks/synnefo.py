@@ -77,13 +77,13 @@ class SynnefoHook(NodeHook):
 
     def write_settings_file(self, host: str, path: str, text: str) -> None:
         """Replace a settings file atomically (a new file beside it, renamed over it), keeping
-        its owner and mode; a new file is root's, mode 0640 (settings hold tokens). The text
-        goes on stdin, never on a command line."""
+        its owner and group, others' access taken away (the upgrade writes tokens into them); a
+        new file is root's, mode 0640. The text goes on stdin, never on a command line."""
         if not path.startswith(SETTINGS_DIR + "/") or not _CONF_NAME.fullmatch(path[len(SETTINGS_DIR) + 1:]):
             raise StepError(f"refusing to write {path!r}: not a {SETTINGS_DIR}/*.conf file")
         quoted = shlex.quote(path)
         script = (f"set -e; f={quoted}; tmp=$(mktemp \"$f.airlift.XXXXXX\"); trap 'rm -f \"$tmp\"' EXIT; "
                   "cat > \"$tmp\"; if [ -e \"$f\" ]; then chmod --reference=\"$f\" \"$tmp\"; "
-                  "chown --reference=\"$f\" \"$tmp\"; else chmod 0640 \"$tmp\"; fi; mv -f \"$tmp\" \"$f\"; "
+                  "chown --reference=\"$f\" \"$tmp\"; chmod o-rwx \"$tmp\"; else chmod 0640 \"$tmp\"; fi; mv -f \"$tmp\" \"$f\"; "
                   "trap - EXIT")
         self.run(host, script, stdin=text, timeout=120)

@@ -85,7 +85,9 @@ from operators.synnefo_upgrade.uuids import (
 )
 from synnefo.params import DEFAULT_SERVICES, package_hosts, service_hosts
 
-RELEASE = "0.13"  # what the packages are upgraded to
+# What the packages are upgraded to: 0.13.0 (a point release of it counts too). Written in full:
+# "0.13" would reach the script as the float 0.13 (the DAG renders templates as native objects).
+RELEASE = "0.13.0"
 
 with DAG(
     dag_id="synnefo_upgrade_v013",

@@ -31,6 +31,16 @@ def new_lab(directory: Path, **options):
                                     "vpsadmin_db": f"airlift_t_{uuid.uuid4().hex[:10]}", **options})
 
 
+def synnefo_config(tmp_path_factory):
+    """A lab configuration of its own (database names) without a lab: a Synnefo world's
+    databases need none (lab.synnefo.world.seed)."""
+    import uuid
+
+    from lab.core.config import LabConfig
+
+    return LabConfig(lab_dir=str(tmp_path_factory.mktemp("snf")), vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
+
+
 @contextmanager
 def started_lab(directory: Path, **seed):
     """A lab in `directory` (own database name and ports), seeded with `seed` (Lab.seed's

@@ -1,6 +1,7 @@
 """The Synnefo hosts as 0.12.5 left them (written after the databases are seeded): each host's
 /etc/synnefo/*.conf (Python, read in name order: shared research synnefo.md §6), dpkg's status
-with its role's packages, and its services (init scripts, all running).
+with its role's packages, and its services (init scripts, all running); on the Astakos host
+also its Apache site with the /login redirection the runbook's 3.4 removes.
 
 Facts: research §1 (the databases the settings name), §6 (which file holds which setting and
 the 0.12 defaults), the runbook's package lists (seed 004, 3.1; the same lists as
@@ -9,7 +10,8 @@ include/scripts/synnefo/s3/install-packages.sh, which checks them).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import os
+from urllib.parse import unquote, urlsplit
 
 from lab.core.config import LabConfig
 from lab.core.nodes import write_file
@@ -40,7 +42,7 @@ def dpkg_stanza(package: str, version: str) -> str:
 def _database_url(server: str) -> dict:
     parts = urlsplit(server)
     return {"host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
-            "user": parts.username or "postgres", "password": parts.password or ""}
+            "user": unquote(parts.username or "postgres"), "password": unquote(parts.password or "")}
 
 
 def settings_files(role: str, info: dict) -> dict[str, tuple[str, int]]:
@@ -68,6 +70,7 @@ def settings_files(role: str, info: dict) -> dict[str, tuple[str, int]]:
             "ASTAKOS_DEFAULT_ADMIN_EMAIL = 'admin@synnefo.lab'\n"
             "ASTAKOS_COOKIE_DOMAIN = '.synnefo.lab'\n"
             "ASTAKOS_BASEURL = 'https://astakos'\n"
+            "ASTAKOS_SITENAME = 'Synnefo lab'\n"
             "#ASTAKOS_EMAILCHANGE_ENABLED = False\n"
             "#QUOTAHOLDER_URL = ''\n"
             "#QUOTAHOLDER_TOKEN = ''\n", 0o644)
@@ -89,6 +92,7 @@ def settings_files(role: str, info: dict) -> dict[str, tuple[str, int]]:
             f"PITHOS_BACKEND_DB_CONNECTION = {pithos_url!r}\n"
             "PITHOS_BACKEND_BLOCK_PATH = '/srv/pithos/data'\n"
             "PITHOS_BACKEND_QUOTA = 50*1024**3\n"
+            "PITHOS_AUTHENTICATION_URL = 'https://astakos/im/authenticate'\n"
             "PITHOS_AUTHENTICATION_USERS = {}\n"
             "#PITHOS_USER_CATALOG_URL = 'https://accounts.example.synnefo.org/user_catalogs/'\n", 0o640)
     elif role == "ganeti":
@@ -97,6 +101,24 @@ def settings_files(role: str, info: dict) -> dict[str, tuple[str, int]]:
     if role == "ganeti":
         del files["/etc/synnefo/10-snf-webproject-database.conf"]  # no Django on a Ganeti node
     return files
+
+
+# Astakos's Apache site at 0.12: /login went to Astakos's redirect view, a redirection 0.13
+# no longer wants (runbook 3.4 removes it; quick-install-admin-guide's apache2 setup).
+ASTAKOS_SITE = """<VirtualHost _default_:443>
+    ServerName astakos
+    SSLEngine on
+    SSLCertificateFile    /etc/ssl/certs/ssl-cert-snakeoil.pem
+    SSLCertificateKeyFile /etc/ssl/private/ssl-cert-snakeoil.key
+
+    RewriteEngine On
+    RewriteRule ^/login(.*) /im/login/redirect$1 [PT,NE]
+
+    ProxyPass        / http://localhost:8080/ retry=0
+    ProxyPassReverse / http://localhost:8080/
+    RequestHeader set X-Forwarded-Protocol "https"
+</VirtualHost>
+"""
 
 
 def install(cfg: LabConfig, info: dict) -> None:
@@ -111,6 +133,12 @@ def install(cfg: LabConfig, info: dict) -> None:
             write_file(root / path.lstrip("/"), text, mode)
         write_file(root / "var/lib/dpkg/status",
                    "\n".join(dpkg_stanza(p, VERSION_0_12) for p in PACKAGES_0_12[role]))
+        if role == "astakos":
+            write_file(root / "etc/apache2/sites-available/synnefo-ssl", ASTAKOS_SITE)
+            enabled = root / "etc/apache2/sites-enabled/synnefo-ssl"
+            enabled.parent.mkdir(parents=True, exist_ok=True)
+            if not enabled.is_symlink():
+                os.symlink("../sites-available/synnefo-ssl", enabled)
         for service in SERVICES[role]:
             write_file(root / f"etc/init.d/{service}", "#!/bin/sh\n# lab: service state is kept by `service`\n",
                        0o755)

@@ -4,27 +4,23 @@ SQL of its own, not with the seed's code), the template copy and the cleanup."""
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 
 import pytest
 
 from lab.core import postgres
-from lab.core.config import LabConfig
 from lab.synnefo import databases_record, destroy_world, world
+from tests.helpers import synnefo_config
 
 pytestmark = pytest.mark.lab
 
 
-def _config(tmp_path_factory) -> LabConfig:
-    """A lab configuration of its own (database names) without a lab: the world needs none."""
-    return LabConfig(lab_dir=str(tmp_path_factory.mktemp("snf")), vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     """One world per module, in databases named for this module only."""
-    cfg = _config(tmp_path_factory)
+    cfg = synnefo_config(tmp_path_factory)
     info = world.seed(cfg, scale=1)
     yield cfg, info
     world.destroy(cfg)
@@ -191,7 +187,7 @@ def test_pithos_tree_and_statistics(seeded):
 
 def test_seed_is_deterministic_and_stamps_alembic(seeded, tmp_path_factory):
     _, info = seeded
-    cfg = _config(tmp_path_factory)
+    cfg = synnefo_config(tmp_path_factory)
     try:
         again = world.seed(cfg, scale=1, pithos_alembic="3dd56e750a3")
         assert _pithos(again, "SELECT version_num FROM alembic_version") == [("3dd56e750a3",)]
@@ -204,7 +200,7 @@ def test_seed_is_deterministic_and_stamps_alembic(seeded, tmp_path_factory):
 
 def test_copy_then_destroy(seeded, tmp_path_factory):
     source, info = seeded
-    cfg = _config(tmp_path_factory)
+    cfg = synnefo_config(tmp_path_factory)
     copies = world.copy(source, cfg)
     assert copies == world.synnefo_dbs(cfg)
     assert postgres.query(info["server"], copies["snf_pithos"], "SELECT COUNT(*) FROM versions") == [
@@ -222,4 +218,4 @@ def test_destroy_without_a_world_reaches_no_server(tmp_path_factory, monkeypatch
         raise AssertionError("destroy_world connected to PostgreSQL")
 
     monkeypatch.setattr(postgres, "connect", no_server)
-    destroy_world(_config(tmp_path_factory))
+    destroy_world(synnefo_config(tmp_path_factory))

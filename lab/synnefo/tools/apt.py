@@ -2,9 +2,9 @@
 """`apt-get` and `dpkg-query` of a Debian host, for the Synnefo packages (the runbook's 3.1).
 Standard library only.
 
-dpkg's state is the node's /var/lib/dpkg/status. `apt-get install` installs the 0.13 release of
-the Synnefo packages the lab's repository has (snf-*, at 0.13.0-1): a package it does not have
-is refused before anything is installed (`E: Unable to locate package`, exit 100). As Debian's
+dpkg's state is the node's /var/lib/dpkg/status. `apt-get install` installs what the lab's
+sources have (REPOSITORY: the Synnefo packages at 0.13.0-1, kamaki, memcached and
+python-memcache): a package they do not have is refused before anything is installed (`E: Unable to locate package`, exit 100). As Debian's
 maintainer scripts do, a package's services start once it is set up, which is why the runbook
 stops them again (3.1's note); its new conffiles are added where missing, an existing file is
 kept (the admin's, as dpkg's --force-confold keeps it). Without -y apt asks, and with no
@@ -23,14 +23,20 @@ else:
 
 STATUS = snf_common.DPKG_STATUS
 RELEASE = "0.13.0-1"
-REPOSITORY = ("snf-common", "snf-webproject", "snf-quotaholder-app", "snf-astakos-app", "snf-pithos-backend",
-              "snf-cyclades-app", "snf-pithos-app", "snf-pithos-webclient", "snf-cyclades-gtools", "memcached",
-              "python-memcache")
+# The lab's apt sources: GRNET's 0.13 repository, and Debian squeeze for what 3.1 and 3.5
+# install beside it (kamaki 0.8 came out with 0.13; the squeeze versions of memcached and
+# python-memcache). Research is silent on these versions: plausible ones.
+SYNNEFO_PACKAGES = ("snf-common", "snf-webproject", "snf-quotaholder-app", "snf-astakos-app", "snf-pithos-backend",
+                    "snf-cyclades-app", "snf-pithos-app", "snf-pithos-webclient", "snf-cyclades-gtools")
+REPOSITORY = {**{name: RELEASE for name in SYNNEFO_PACKAGES}, "kamaki": "0.8-1", "memcached": "1.4.5-1+deb6u1",
+              "python-memcache": "1.45-1"}
 # What a package's postinst starts (Debian starts a daemon when its package is set up).
 STARTS = {"snf-astakos-app": ("gunicorn",), "snf-cyclades-app": ("gunicorn", "snf-dispatcher"),
           "snf-pithos-app": ("gunicorn",), "snf-cyclades-gtools": ("snf-ganeti-eventd",), "memcached": ("memcached",)}
+INIT_SCRIPT = "#!/bin/sh\n# lab: service state is kept by `service`\n"
 # The 0.13 packages' new conffiles: the settings templates with their defaults commented out
-# (shared research synnefo.md §6).
+# (shared research synnefo.md §6; QUOTAHOLDER_URL/_TOKEN live in Astakos's file, which the host
+# has already).
 CONFFILES = {
     "snf-cyclades-app": {
         "/etc/synnefo/20-snf-cyclades-app-quotas.conf": (
@@ -40,9 +46,6 @@ CONFFILES = {
         "/etc/synnefo/20-snf-cyclades-app-vmapi.conf": (
             "## VMAPI (0.13)\n#VMAPI_CACHE_BACKEND = 'memcached://127.0.0.1:11211/?timeout=3600'\n"
             "#VMAPI_BASE_URL = 'https://cyclades.okeanos.grnet.gr/'\n"),
-    },
-    "snf-quotaholder-app": {
-        "/etc/synnefo/20-snf-quotaholder-app-settings.conf": "## Quotaholder (0.13)\n#QUOTAHOLDER_TOKEN = ''\n",
     },
 }
 
@@ -83,7 +86,8 @@ def apt_get(args):
         toolbox.err(f"E: Unable to locate package {missing[0]}")
         return 100
     installed = dict(read_status())
-    todo = [n for n in names if installed.get(n, {}).get("Version") != RELEASE]
+    names = list(dict.fromkeys(names))
+    todo = [n for n in names if installed.get(n, {}).get("Version") != REPOSITORY[n]]
     for name in names:
         if name not in todo:
             toolbox.out(f"{name} is already the newest version.")
@@ -100,23 +104,25 @@ def apt_get(args):
     packages = read_status()
     known = {name for name, _ in packages}
     for name in todo:
-        toolbox.out(f"Unpacking {name} (from .../{name}_{RELEASE}_all.deb) ...")
+        toolbox.out(f"Unpacking {name} (from .../{name}_{REPOSITORY[name]}_all.deb) ...")
     for name in todo:
         fields = {"Package": name, "Status": "install ok installed", "Priority": "optional", "Section": "python",
                   "Installed-Size": "512", "Maintainer": "GRNET <synnefo@grnet.gr>", "Architecture": "all",
-                  "Version": RELEASE, "Description": f"Synnefo component {name}"}
+                  "Version": REPOSITORY[name],
+                  "Description": f"Synnefo component {name}" if name in SYNNEFO_PACKAGES else name}
         if name in known:
             packages = [(n, fields if n == name else f) for n, f in packages]
         else:
             packages.append((name, fields))
         for path, text in CONFFILES.get(name, {}).items():
-            if not os.path.exists(path):
-                toolbox.out(f"Configuration file `{path}'\n ==> Created (new conffile).")
+            if not os.path.exists(path):  # dpkg installs a new conffile silently
                 toolbox.write(path, text, 0o644)
-        toolbox.out(f"Setting up {name} ({RELEASE}) ...")
+        toolbox.out(f"Setting up {name} ({REPOSITORY[name]}) ...")
         write_status(packages)  # after each package, as dpkg does: a failure leaves the done ones done
         for service in STARTS.get(name, ()):
-            if os.path.exists(f"/etc/init.d/{service}") and toolbox.service_state(service) != "running":
+            if not os.path.exists(f"/etc/init.d/{service}"):  # the package brings its init script
+                toolbox.write(f"/etc/init.d/{service}", INIT_SCRIPT, 0o755)
+            if toolbox.service_state(service) != "running":
                 toolbox.set_service_state(service, "running")
                 toolbox.out(f"Starting {service}: {service}.")
     return 0

@@ -106,7 +106,12 @@ class PithosDuplicatesOperator(UuidsStepOperator):
     one (`--merge-accounts`: files, versions, permissions, groups copied) and then deleted
     (`--delete-account`), prompts answered `yes`. A merge copies files, not the quota, so the
     group's largest quota is set on the survivor first. A retry after a merge whose source was
-    not deleted yet only deletes it (the survivor has all its objects)."""
+    not deleted yet only deletes it (the survivor has all its objects).
+
+    The runbook merges (6.2) before pithos-migrate (6.4), but 0.13's merge reads `public.url`,
+    which only 6.4's revision 27381099d477 adds: every merge of an account with objects fails
+    (`Error: url`). So the column is lent for the merges (added empty, as that revision adds
+    it) and dropped again after them, whatever happened, for the revision to add it."""
 
     def probe(self, context) -> Plan:
         plan = self.pithos()
@@ -117,12 +122,18 @@ class PithosDuplicatesOperator(UuidsStepOperator):
         host, db = self.settings["hosts"]["pithos"], self.db("snf_pithos")
         for account, value in plan.work.quotas.items():
             db.run(self.statements["set_account_quota"], parameters={"account": account, "quota": value})
-        for merge in plan.work.merges:
-            left = db.get_first(self.statements["unmerged_objects"], {"src": merge.source, "dest": merge.target})[0]
-            if left:
-                self.nodes.snf_manage(host, [MANAGE_ACCOUNTS, "--merge-accounts", f"--src-account={merge.source}",
-                                             f"--dest-account={merge.target}"], answers=["yes"])
-            self.nodes.snf_manage(host, [MANAGE_ACCOUNTS, f"--delete-account={merge.source}"], answers=["yes"])
+        if plan.work.merges:
+            db.run(self.statements["lend_public_url"])
+        try:
+            for merge in plan.work.merges:
+                left = db.get_first(self.statements["unmerged_objects"],
+                                    {"src": merge.source, "dest": merge.target})[0]
+                if left:
+                    self.nodes.snf_manage(host, [MANAGE_ACCOUNTS, "--merge-accounts", f"--src-account={merge.source}",
+                                                 f"--dest-account={merge.target}"], answers=["yes"])
+                self.nodes.snf_manage(host, [MANAGE_ACCOUNTS, f"--delete-account={merge.source}"], answers=["yes"])
+        finally:
+            db.run(self.statements["return_public_url"])
         return {"merged": [f"{m.source} -> {m.target}" for m in plan.work.merges]}
 
     def verify(self, context, plan: Plan) -> Plan:

@@ -6,9 +6,9 @@ from airlift.errors import StepError
 from synnefo.projects import parse
 
 TABLE = ("2 expired projects:\n"
-         f"{'Project':10}{'Name':30}{'Status':14}{'Expiration date':30}\n"
-         f"{'1':10}{'course.cs101.2012':30}{'ACTIVE':14}{'2013-02-01 00:00:00+00:00':30}\n"
-         f"{'2':10}{'a name with spaces':30}{'SUSPENDED':14}{'2013-01-01 00:00:00+00:00':30}\n")
+         f"{'Project':>10} {'Name':>30} {'Status':>14} {'Expiration date':>30}\n" + "-" * 87 + "\n"
+         f"{'1':>10} {'course.cs101.2012':>30} {'ACTIVE':>14} {'2013-02-01 00:00:00+00:00':>30}\n"
+         f"{'2':>10} {'a name with spaces':>30} {'SUSPENDED':>14} {'2013-01-01 00:00:00+00:00':>30}\n")
 
 
 def test_the_table_is_read_by_its_column_widths():

@@ -7,7 +7,7 @@
 #   pithos-migrate.sh BASE_REVISION
 set -euo pipefail
 base=$1
-current=$(pithos-migrate current 2>/dev/null | sed -n 's/^Current revision for [^:]*: //p' | tail -1)
+current=$(pithos-migrate current 2>/dev/null | sed -n 's/^Current revision for .*: //p' | tail -1)
 echo "current: ${current:-(nothing printed)}"
 if [ -z "$current" ]; then
     echo "airlift: pithos-migrate current printed no revision" >&2

@@ -31,3 +31,18 @@ JOIN nodes c ON c.node = o.parent
 JOIN nodes a ON a.node = c.parent
 WHERE a.parent = 0 AND a.node != 0 AND a.path = %(src)s
   AND NOT EXISTS (SELECT 1 FROM nodes d WHERE d.path = %(dest)s || substr(o.path, length(%(src)s) + 1))
+
+-- name: lend_public_url
+-- 0.13's merge reads public.url, which alembic 27381099d477 (6.4) adds: lent to the merges
+-- (6.2) as that revision adds it, and returned after them.
+ALTER TABLE public ADD COLUMN IF NOT EXISTS url varchar(2048) NULL
+
+-- name: return_public_url
+-- Dropped unless alembic is at the revision that adds it (then it is the revision's own).
+DO $$
+BEGIN
+    IF to_regclass('alembic_version') IS NULL
+       OR NOT EXISTS (SELECT 1 FROM alembic_version WHERE version_num IN ('27381099d477')) THEN
+        ALTER TABLE public DROP COLUMN IF EXISTS url;
+    END IF;
+END $$

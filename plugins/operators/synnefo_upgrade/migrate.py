@@ -23,6 +23,13 @@ ALEMBIC_BASE = "3dd56e750a3"   # 0.12.5's head: where an unstamped 0.12 database
 ALEMBIC_HEAD = "27381099d477"  # 0.13's head
 
 
+def alembic_revision(db) -> str | None:
+    """snf_pithos's alembic revision (None: never stamped). `db`: its SynnefoDbHook."""
+    if not db.get_first("SELECT to_regclass('alembic_version')")[0]:
+        return None
+    return db.get_first("SELECT max(version_num) FROM alembic_version")[0]
+
+
 class MigrationOperator(SynnefoStepOperator, SkipMixin):
     """A migration run on one host as a remote job (a retry after a lost connection or a killed
     worker attaches to it or takes its result, never starts a second copy), when the schema is
@@ -124,11 +131,8 @@ class PithosMigrateOperator(MigrationOperator):
         super().__init__(database="snf_pithos", role="pithos", args=[ALEMBIC_BASE], **kwargs)
 
     def pending(self) -> list[str]:
-        db = self.db("snf_pithos")
-        if not db.get_first("SELECT to_regclass('alembic_version')")[0]:
-            return [f"alembic: no revision -> {ALEMBIC_HEAD}"]
-        current = db.get_first("SELECT max(version_num) FROM alembic_version")[0]
-        return [] if current == ALEMBIC_HEAD else [f"alembic {current} -> {ALEMBIC_HEAD}"]
+        current = alembic_revision(self.db("snf_pithos"))
+        return [] if current == ALEMBIC_HEAD else [f"alembic {current or 'no revision'} -> {ALEMBIC_HEAD}"]
 
 
 class RestoreGateOperator(ApprovalGateOperator, SynnefoStepOperator):

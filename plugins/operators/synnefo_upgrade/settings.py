@@ -153,12 +153,9 @@ class QuotaSettingsOperator(SettingsOperator):
         return bool(current(pithos).get("PITHOS_USE_QUOTAHOLDER", False)) and self.pithos_migrated()
 
     def pithos_migrated(self) -> bool:
-        from operators.synnefo_upgrade.migrate import ALEMBIC_HEAD
+        from operators.synnefo_upgrade.migrate import ALEMBIC_HEAD, alembic_revision
 
-        db = self.db("snf_pithos")
-        if not db.get_first("SELECT to_regclass('alembic_version')")[0]:
-            return False
-        return db.get_first("SELECT max(version_num) FROM alembic_version")[0] == ALEMBIC_HEAD
+        return alembic_revision(self.db("snf_pithos")) == ALEMBIC_HEAD
 
 
 class AstakosSettingsOperator(SettingsOperator):

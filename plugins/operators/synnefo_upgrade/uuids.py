@@ -115,7 +115,21 @@ class PithosDuplicatesOperator(UuidsStepOperator):
 
     def probe(self, context) -> Plan:
         plan = self.pithos()
-        return Plan(self.pithos_changes(plan), work=plan)
+        changes = self.pithos_changes(plan)
+        if self.url_still_lent():
+            changes.append("pithos: drop public.url, lent to the merges of an earlier try")
+        return Plan(changes, work=plan)
+
+    def url_still_lent(self) -> bool:
+        """public.url is there but alembic is not at the revision that adds it: a try that
+        failed after lending it."""
+        from operators.synnefo_upgrade.migrate import ALEMBIC_HEAD, alembic_revision
+
+        db = self.db("snf_pithos")
+        return db.get_first(self.statements["public_url_exists"])[0] and alembic_revision(db) != ALEMBIC_HEAD
+
+    def check_approved(self, plan: Plan) -> None:
+        super().check_approved(Plan([c for c in plan.changes if not c.startswith("pithos: drop public.url")]))
 
     def apply(self, context, plan: Plan) -> dict:
         self.check_approved(plan)

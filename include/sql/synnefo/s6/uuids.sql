@@ -39,10 +39,17 @@ ALTER TABLE public ADD COLUMN IF NOT EXISTS url varchar(2048) NULL
 
 -- name: return_public_url
 -- Dropped unless alembic is at the revision that adds it (then it is the revision's own).
+-- (PL/pgSQL plans a statement when it first runs it: alembic_version is read only if it exists.)
 DO $$
 BEGIN
-    IF to_regclass('alembic_version') IS NULL
-       OR NOT EXISTS (SELECT 1 FROM alembic_version WHERE version_num IN ('27381099d477')) THEN
-        ALTER TABLE public DROP COLUMN IF EXISTS url;
+    IF to_regclass('alembic_version') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM alembic_version WHERE version_num = '27381099d477') THEN
+            RETURN;
+        END IF;
     END IF;
+    ALTER TABLE public DROP COLUMN IF EXISTS url;
 END $$
+
+-- name: public_url_exists
+SELECT EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = 'public' AND table_name = 'public' AND column_name = 'url')

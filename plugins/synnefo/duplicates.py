@@ -74,14 +74,16 @@ class Reconciliation:
 def read_accounts_csv(source) -> pd.DataFrame:
     """A frame of one of the reads in include/sql/synnefo/s2/find-duplicates.sql from its CSV
     (COPY ... TO STDOUT (FORMAT csv, HEADER)), parsed by pyarrow (multi-threaded, several times
-    pandas' own parser): emails, owners and accounts stay strings, NULL (COPY's unquoted empty
+    pandas' own parser): emails, owners, accounts and capacities (beyond a float's precision) stay
+    strings, NULL (COPY's unquoted empty
     field) is NA while an empty string (quoted) stays "", booleans from t/f, epoch seconds as
     UTC times."""
     import pyarrow as pa
     from pyarrow import csv
 
     table = csv.read_csv(source, convert_options=csv.ConvertOptions(
-        column_types={column: pa.string() for column in ("email", "userid", "account", "uuid")},
+        column_types={column: pa.string() for column in ("email", "userid", "account", "uuid", "username", "resource",
+                                                         "capacity")},
         strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""],
         true_values=["t"], false_values=["f"]))
     frame = table.to_pandas()

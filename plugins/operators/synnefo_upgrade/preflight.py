@@ -7,6 +7,7 @@ from airlift.errors import StepError
 from airlift.params import ParamError
 from operators.synnefo_upgrade.common import DATABASE_CONNECTIONS, SynnefoStepOperator
 from synnefo import params
+from synnefo import settings as conf
 
 DUMP_TOOLS = ("pg_dump", "pg_restore", "psql", "sha256sum")
 
@@ -14,8 +15,10 @@ DUMP_TOOLS = ("pg_dump", "pg_restore", "psql", "sha256sum")
 class PreflightOperator(SynnefoStepOperator):
     """Checks the trigger parameters (synnefo/params.py: every problem at once), reads where
     the two databases are from their connections, and reaches each host over SSH, the DB
-    host's PostgreSQL tools and its backup directory. Changes nothing; returns the run's
-    settings, which every later step gets."""
+    host's PostgreSQL tools and its backup directory, and reads every Synnefo settings file
+    (/etc/synnefo/*.conf): one that is not valid Python breaks every snf-manage command, and is
+    for a person to fix before anything changes. Changes nothing; returns the run's settings,
+    which every later step gets."""
 
     def execute(self, context) -> dict:
         with self.step_errors():
@@ -32,6 +35,11 @@ class PreflightOperator(SynnefoStepOperator):
             for role, host in [*settings["hosts"].items(), *(("ganeti", n) for n in settings["ganeti_nodes"])]:
                 self.nodes.run(host, ["true"], timeout=60)
                 self.log.info("%s (%s): reached", role, host)
+            for role, host in settings["hosts"].items():
+                files = self.nodes.settings_files(host)
+                for path, text in files.items():
+                    conf.parse(text, f"{role}:{path}")
+                self.log.info("%s: %d settings files, valid Python", role, len(files))
             db_host = settings["db_host"]
             missing = self.nodes.run(db_host, "for t in " + " ".join(DUMP_TOOLS) + "; do command -v $t >/dev/null "
                                      "|| echo $t; done", timeout=60).stdout.split()

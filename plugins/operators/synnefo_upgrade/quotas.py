@@ -192,24 +192,38 @@ class QuotaSyncOperator(SynnefoStepOperator):
 class UsageResetOperator(SynnefoStepOperator):
     """A usage reset after the sync (runbook 9; the order matters: the quotaholder rejects
     resets of holdings it does not have): `pithos-usage --reset` on the Pithos host or
-    `cyclades-reset-usage` on the Cyclades host, as a remote job. It sets each user's usage in
-    the quotaholder to what the service holds, so running it again sets the same values.
+    `cyclades-reset-usage` on the Cyclades host, as a remote job, while the usage the
+    quotaholder holds differs from what the service holds (include/sql/synnefo/s9/usage.sql;
+    holders the quotaholder does not know are the reset's to reject, not a difference).
 
     :param role: pithos or cyclades."""
 
     COMMANDS = {"pithos": ["pithos-usage", "--reset"], "cyclades": ["cyclades-reset-usage"]}
+    SOURCES = {"pithos": ("snf_pithos", "pithos+.%"), "cyclades": ("snf_apps", "cyclades.%")}
 
     def __init__(self, *, role: str, **kwargs):
         kwargs.setdefault("script", "synnefo/snf-manage.sh")
+        kwargs.setdefault("sql", "s9/usage.sql")
         super().__init__(**kwargs)
         self.role = role
 
+    def stale(self) -> list[str]:
+        """The holdings whose usage is not the service's: `holder resource: held != actual`."""
+        database, prefix = self.SOURCES[self.role]
+        actual = {(h, r): int(u) for h, r, u in self.db(database).get_records(self.statements[self.role])}
+        held = {(h, r): int(u) for h, r, u in self.db("snf_apps").get_records(self.statements["holdings"],
+                                                                                {"prefix": prefix})}
+        return [f"{h} {r}: {held[h, r]} != {usage}" for (h, r), usage in sorted(actual.items())
+                if (h, r) in held and held[h, r] != usage]
+
     def probe(self, context) -> Plan:
-        return Plan([f"{self.role}: {' '.join(self.COMMANDS[self.role])}"])
+        stale = self.stale()
+        if not stale:
+            return Plan()
+        self.log.info("%s: %d usage(s) differ:\n%s", self.label, len(stale), "\n".join(stale[:50]))
+        return Plan([f"{self.role}: {' '.join(self.COMMANDS[self.role])} ({len(stale)} usage(s) differ)"],
+                    details={"differ": stale[:100]})
 
     def apply(self, context, plan: Plan) -> dict | None:
         return self.remote_job(context, self.nodes, self.settings["hosts"][self.role], self.script,
                                self.COMMANDS[self.role], plan)
-
-    def verify(self, context, plan: Plan) -> Plan:
-        return Plan()

@@ -143,8 +143,19 @@ def test_the_approved_run_upgrades_the_cluster(world, capfd):
     # verify clean after the sync; the usages reset after it (the quotaholder holds them)
     verify = sh(world, "astakos", "snf-manage astakos-quota --verify 2>/dev/null")
     assert "Quotas differ" not in verify and "No quotas for" not in verify, verify
-    usage_resets = [tasks["quotas.s9_pithos_usage"], tasks["quotas.s9_cyclades_usage"]]
-    assert usage_resets == ["success", "success"]
+    held = {(e, r): int(n) for e, r, n in query(world, "snf_apps", "SELECT entity_id, resource, imported "
+                                                                 "FROM quotaholder_app_holding")}
+    disk = {a: int(n) for a, n in query(world, "snf_pithos", """
+        SELECT a.path, coalesce(sum(v.size), 0) FROM nodes a
+        LEFT JOIN nodes o ON split_part(o.path, '/', 1) = a.path AND o.path LIKE '%/%/%'
+        LEFT JOIN versions v ON v.serial = o.latest_version AND v.cluster = 0
+        WHERE a.parent = 0 AND a.node != 0 GROUP BY a.path""")}
+    vms = dict(query(world, "snf_apps", "SELECT userid, count(*) FROM db_virtualmachine WHERE NOT deleted GROUP BY 1"))
+    pithos_held = {e: n for (e, r), n in held.items() if r == "pithos+.diskspace"}
+    vm_held = {e: n for (e, r), n in held.items() if r == "cyclades.vm"}
+    assert pithos_held and any(pithos_held.values()) and any(vm_held.values()), "the usages were reset"
+    assert {e: n for e, n in pithos_held.items() if e in disk} == {e: disk[e] for e in pithos_held if e in disk}
+    assert {e: n for e, n in vm_held.items() if e in vms} == {e: vms[e] for e in vm_held if e in vms}
 
     # every service runs; the settings are valid and carry PITHOS_SERVICE_TOKEN
     assert all(service_state(world, node, s) == 0 for node, services in WEB.items() for s in services)

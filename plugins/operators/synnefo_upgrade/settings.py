@@ -62,16 +62,19 @@ class SettingsOperator(SynnefoStepOperator):
 
     def probe(self, context) -> Plan:
         files = {role: self.read(role) for role in self.roles}
-        changes, work = [], []
+        changes, written = [], {}
         for target in self.targets(context, files):
-            host_files = files.get(target.role) or self.read(target.role)
-            for path, edit in self._edits(target, host_files).items():
-                work.append((target.role, path, edit))
+            if target.role not in files:
+                files[target.role] = self.read(target.role)
+            for path, edit in self._edits(target, files[target.role]).items():
+                # a later target of the same file edits this one's result, not the file as read
+                files[target.role][path] = edit.text
+                written[target.role, path] = edit
                 for name in edit.changed:
                     line = (f"comment out {name}" if name in target.remove
                             else conf.shown(name, target.values[name], edit.secret))
                     changes.append(f"{target.role}: {path}: {line}")
-        return Plan(changes, work=work)
+        return Plan(changes, work=[(role, path, edit) for (role, path), edit in written.items()])
 
     @staticmethod
     def _edits(target: Target, files: dict[str, str]) -> dict[str, conf.Edit]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airlift.connections import SYNNEFO_SSH
 from airlift.errors import StepError
 from airlift.params import check_hostname, raise_if
-from operators.runbook_step import Plan, RunbookStepOperator
+from operators.runbook_step import Plan
+from operators.synnefo_upgrade.common import SynnefoStepOperator
 
 
-class ProjectControlOperator(RunbookStepOperator):
+class ProjectControlOperator(SynnefoStepOperator):
     """`snf-manage project-control --check-expired` on the Astakos host: the projects not
     terminated whose application ended (changes nothing); then, when `terminate` allows,
     `--terminate-expired` as a remote job (a retry never runs it twice; it mails each project's
@@ -21,21 +21,12 @@ class ProjectControlOperator(RunbookStepOperator):
     :param astakos_host: SSH address of the Astakos host. :param terminate: whether expired
     projects are terminated (else only listed)."""
 
-    template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "astakos_host", "terminate")
+    template_fields: Sequence[str] = (*SynnefoStepOperator.template_fields, "astakos_host", "terminate")
 
-    def __init__(self, *, astakos_host: str, terminate=True, ssh_conn_id: str = SYNNEFO_SSH, **kwargs):
+    def __init__(self, *, astakos_host: str, terminate=True, **kwargs):
         kwargs.setdefault("script", "synnefo/snf-manage.sh")
         super().__init__(**kwargs)
-        self.astakos_host, self.terminate, self.ssh_conn_id = astakos_host, terminate, ssh_conn_id
-        self._nodes = None
-
-    @property
-    def nodes(self):
-        if self._nodes is None:
-            from hooks.synnefo import SynnefoHook
-
-            self._nodes = SynnefoHook(self.ssh_conn_id)
-        return self._nodes
+        self.astakos_host, self.terminate = astakos_host, terminate
 
     def host(self) -> str:
         raise_if(check_hostname("astakos_host", self.astakos_host))
@@ -74,11 +65,3 @@ class ProjectControlOperator(RunbookStepOperator):
             raise StepError("project-control --terminate-expired printed no `N projects have been terminated.`")
         context["ti"].xcom_push(key="terminated", value=done["expired"])
         return {"terminated": done["expired"]}
-
-    def job_nodes(self):
-        return self.nodes
-
-    def close(self) -> None:
-        if self._nodes is not None:
-            self._nodes.close()
-            self._nodes = None

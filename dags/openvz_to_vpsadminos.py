@@ -21,6 +21,12 @@ while its data is copied and is down only for the last delta.
    unless `delete_source`). A failure undoes the container's move: it runs on the OpenVZ node
    again and nothing is left on the vpsAdminOS node.
 
+The offline path (`path: offline`), for stopped or awkward containers: nothing is staged
+or synced; in the window each container is stopped, exported (`vz6 export`: ZFS streams or a
+tar), the archive copied to the vpsAdminOS node with its checksum compared, imported (`osctl ct
+import` with its owner's user), started, and verified and cleaned up as above. It is down from
+the export to the start.
+
 Plan mode (`dry_run`, the default) reads both nodes and lists every command; it changes
 nothing. Connection: `openvz_ssh` (root on both nodes; their addresses are params).
 """
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param, task_group
+from airflow.sdk import DAG, Param, chain, task_group
 
 from airlift.connections import OPENVZ_SSH
 from airlift.sql import template_searchpath
@@ -42,6 +48,7 @@ from operators.openvz.container import (
 )
 from operators.openvz.move import CleanupOperator, RollbackOperator, VerifyOperator, WindowOperator
 from operators.openvz.nodes import ConverterInstalledOperator, DiscoverOperator, SshKeysOperator
+from operators.openvz.offline import CopyArchiveOperator, ExportOperator, ImportOperator
 from operators.openvz.vz6_convert import Vz6ConvertOperator
 from operators.openvz.zfs_send import ZfsSendOperator
 from operators.runbook_step import ApprovalGateOperator, RunReportOperator
@@ -68,6 +75,9 @@ with DAG(
     params={
         "dry_run": Param(True, type="boolean", title="Plan mode",
                          description="Read both nodes and list every command; change nothing."),
+        "path": Param("live", enum=["live", "offline"], title="Path",
+                      description="live: staged, synced while it runs, down for the last delta; offline: "
+                                  "stopped, exported, copied and imported in the window."),
         "source_node": Param("", type="string", title="OpenVZ node", description="Its SSH address."),
         "destination_node": Param("", type="string", title="vpsAdminOS node", description="Its SSH address."),
         "destination_pool": Param("tank", type="string", title="Destination pool"),
@@ -131,11 +141,16 @@ with DAG(
         transfer = Vz6ConvertOperator(task_id="transfer", step="ct.transfer", subcommand="transfer",
                                       layouts=("simfs", "ploop"), container=container)
         transfer_zfs = ZfsSendOperator(task_id="transfer_zfs", step="ct.transfer", mode="final", container=container)
+        export = ExportOperator(task_id="export", step="ct.export", container=container)
+        copy_archive = CopyArchiveOperator(task_id="copy_archive", step="ct.copy-archive", container=container)
+        import_archive = ImportOperator(task_id="import", step="ct.import", container=container)
         verify = VerifyOperator(task_id="verify", step="ct.verify", container=container)
         cleanup = CleanupOperator(task_id="cleanup", step="ct.cleanup", container=container)
         undo = RollbackOperator(task_id="undo", step="ct.cancel", container=container, trigger_rule="one_failed")
-        sync >> sync_zfs >> window >> transfer >> transfer_zfs >> verify >> cleanup
-        [sync, sync_zfs, window, transfer, transfer_zfs, verify] >> undo
+        live = [sync, sync_zfs, window, transfer, transfer_zfs]
+        offline = [export, copy_archive, import_archive]
+        chain(*live, *offline, verify, cleanup)
+        [*live, *offline, verify] >> undo
 
     moved = move.expand(container=review_plan.output)
     rejected = RollbackOperator.partial(task_id="cancel_rejected", step="ct.cancel", if_rejected="review",

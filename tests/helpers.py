@@ -305,6 +305,21 @@ def lab_secrets(lab) -> dict[str, str]:
             "SSH key": key_lines[len(key_lines) // 2]}
 
 
+def task_result(dag_id: str, task_id: str, map_index: int = -1):
+    """The return value (XCom) of a task (of one mapped instance) of the latest run of a DAG."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)
+                                 .order_by(DagRun.id.desc()).limit(1)).one()
+        xcom = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id,
+                                                  map_indexes=map_index, key="return_value")).one()
+        return XComModel.deserialize_value(xcom)
+
+
 def run_artifacts(dag_id: str) -> str:
     """Everything the latest run of a DAG stored for the UI, as text: XCom values, rendered
     template fields, the approval requests."""

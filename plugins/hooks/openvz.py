@@ -93,6 +93,14 @@ class OpenVzNodesHook(NodeHook):
     def osctl_json(self, host: str, args: list[str]):
         return json.loads(self.osctl(host, ["-j", *args]).stdout or "null")
 
+    def cpu_quota(self, host: str, ctid: int) -> int | None:
+        """The container's cpu.cfs_quota_us (osctl ct set cpu-limit N: N * 1000 of the default
+        100000 us period), None when unset."""
+        params = {p["parameter"]: p["value"] for p in self.osctl_json(host, ["ct", "cgparams", "ls", str(int(ctid))])
+                  or []}
+        value = params.get("cpu.cfs_quota_us")
+        return int(value[0] if isinstance(value, list) else value) if value else None
+
     def os_container(self, host: str, ctid: int) -> dict | None:
         """`osctl -j ct show`, or None when the node has no such container."""
         result = self.osctl(host, ["-j", "ct", "show", str(int(ctid))], check=False)

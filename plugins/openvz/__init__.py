@@ -7,3 +7,13 @@ STATE_DIR = "/root/.vpsadminos-converter"
 # Where the DAG records, on the OpenVZ node, the containers it moved (the source is kept,
 # stopped, unless deleted): a rerun finds them done.
 MIGRATED_DIR = "/var/lib/airlift/openvz/migrated"
+# The offline path's archives: `vz6 export` writes <ctid>.tar here on the OpenVZ node (/vz
+# holds the containers, so it has the room); the copy lands in this directory under the
+# destination pool's mountpoint (vpsAdminOS keeps its root file system in memory).
+EXPORT_DIR = "/vz/airlift-export"
+IMPORT_SUBDIR = "airlift-import"
+
+
+def export_path(ctid: int) -> str:
+    """The offline path's archive of a container on the OpenVZ node."""
+    return f"{EXPORT_DIR}/{int(ctid)}.tar"

@@ -19,6 +19,7 @@ OWNER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # an osctl user name
 POOL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ
 VETH_TYPES = ("routed", "bridge")
+PATHS = ("live", "offline")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Settings:
     stop_on_first_error: bool = True
     sync_delta_bytes: int = 64 << 20
     sync_passes: int = 5
+    path: str = "live"  # live: stage, sync while it runs, transfer; offline: export, copy, import
+
+    @property
+    def offline(self) -> bool:
+        return self.path == "offline"
 
     def owner(self, ctid: int) -> str:
         """The osctl user a container's user namespace belongs to: the given owner, else one
@@ -144,8 +150,11 @@ def validate(params: dict) -> Settings:
     at_once = params.get("transfers_at_once", 1)
     if isinstance(at_once, bool) or not isinstance(at_once, int) or not 1 <= at_once <= 32:
         errors.append(f"transfers_at_once {at_once!r}: an integer from 1 to 32")
+    path = params.get("path", "live")
+    if path not in PATHS:
+        errors.append(f"path {path!r}: live or offline")
     raise_if(errors)
-    return Settings(source=source, destination=destination,
+    return Settings(path=path, source=source, destination=destination,
                     interconnect_nodes=tuple(dict.fromkeys([destination, *others])), pool=pool,
                     containers=containers, veth_type=veth, bridge_link=bridge, network_v4=net4, network_v6=net6,
                     owners=owners, delete_source=bool(params.get("delete_source", False)), window=window,

@@ -6,6 +6,9 @@
 #   migrate.sh convert transfer CTID DST PORT SLOTS OWNER START(yes|no)
 #   migrate.sh zfs-sync  CTID DATASET DST PORT DST_DATASET DELTA_BYTES PASSES
 #   migrate.sh zfs-final CTID DATASET DST PORT DST_DATASET SLOTS OWNER START(yes|no)
+#   migrate.sh export CTID FILE [CONVERTER OPTIONS...]
+#   migrate.sh copy-archive FILE DST PORT DST_FILE
+#   migrate.sh import CTID FILE OWNER CPU_LIMIT(-|percent) START(yes|no)   (on the destination)
 # convert: one `vpsadminos-convert vz6 migrate STEP` (stdin empty: it never waits on a prompt).
 # Its transfer takes a transfer slot, stops the container itself (so the converter hands it over
 # stopped), lets the converter sync and hand over, sets the owner's user and starts it there.
@@ -15,6 +18,13 @@
 # were made. zfs-final: one more pass while it runs, then the downtime: vzctl stop, a last
 # snapshot and its small delta, the handover to osctld (`receive transfer CTID`), the owner's
 # user and the start. Transfers print the downtime, from the stop to the start.
+# The offline path: export stops the container (the downtime starts: FILE.down holds when) and
+# writes `vz6 export` into FILE.part, renamed to FILE once whole, beside its sha256 (FILE.sha256);
+# an archive already there is the export done. copy-archive sends it with rsync into
+# DST_FILE.part (a cut copy continues with --append-verify), compares the checksum on the
+# destination and only then renames it. import, on the destination: `osctl ct import` with the
+# owner's user and the /default group (the converter writes the group as `default`, which
+# osctld refuses), the CPU limit the converter ignores, and the start (`airlift: up at`).
 # Every ZFS send first finishes an interrupted receive from its resume token, and each dataset
 # goes from the newest snapshot the destination has, so a rerun continues where the last one
 # stopped. Snapshots are named airlift-sync|final-<ns>; only the newest is kept on each side.
@@ -239,6 +249,67 @@ case "$mode" in
             settle "$ctid" "$owner" "$start" || exit 1
             echo "airlift: container $ctid is already $state on $dst: handed over before"
         fi
+        ;;
+    export)
+        ctid=$1 file=$2
+        shift 2
+        if [ -s "$file" ] && [ -s "$file.sha256" ]; then
+            echo "airlift: $file was exported before: sha256 $(cat "$file.sha256")"
+        else
+            mkdir -p "$(dirname "$file")"
+            if vzctl status "$ctid" | grep -q ' running$'; then
+                [ -s "$file.down" ] || date +%s.%N > "$file.down"
+                vzctl stop "$ctid" || exit 1
+            fi
+            rm -f "$file.part"
+            vpsadminos-convert vz6 export "$@" "$ctid" "$file.part" < /dev/null || exit 1
+            sha256sum < "$file.part" | cut -d' ' -f1 > "$file.sha256.part" || exit 1
+            mv "$file.part" "$file" && mv "$file.sha256.part" "$file.sha256" || exit 1
+            echo "airlift: exported $(stat -c %s "$file") bytes, sha256 $(cat "$file.sha256")"
+        fi
+        [ -s "$file.down" ] && echo "airlift: down since $(cat "$file.down")"
+        exit 0
+        ;;
+    copy-archive)
+        file=$1 dst=$2 port=$3 dst_file=$4
+        sum=$(cat "$file.sha256") || exit 1
+        open_master root
+        if [ "$(remote cat "$dst_file.sha256" 2>/dev/null)" = "$sum" ] && remote test -f "$dst_file"; then
+            echo "airlift: $dst:$dst_file was copied before"
+            exit 0
+        fi
+        remote mkdir -p "$(dirname "$dst_file")" || exit 1
+        rsync --append-verify --protect-args --stats \
+            -e "ssh -p $port -o BatchMode=yes -o ControlPath=$mux/root" \
+            "$file" "root@$dst:$dst_file.part" || { echo "airlift: the copy to $dst was cut" >&2; exit 1; }
+        there=$(remote sha256sum "$dst_file.part" | cut -d' ' -f1)
+        if [ "$there" != "$sum" ]; then
+            remote rm -f "$dst_file.part"
+            echo "airlift: checksum mismatch on $dst: $there, expected $sum; the copy is removed" >&2
+            exit 1
+        fi
+        remote sh -c "echo $sum > $(printf %q "$dst_file.sha256") && mv $(printf %q "$dst_file.part") $(printf %q "$dst_file")" \
+            || exit 1
+        echo "airlift: copied to $dst:$dst_file, sha256 $sum"
+        ;;
+    import)
+        ctid=$1 file=$2 owner=$3 cpu=$4 start=$5
+        state=$(osctl -j ct show "$ctid" 2> /dev/null | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
+        if [ "$state" = staged ]; then
+            echo "airlift: container $ctid is staged here by the live path; cancel that first" >&2
+            exit 1
+        fi
+        if [ -z "$state" ]; then
+            osctl ct import --as-user "$owner" --as-group /default "$file" < /dev/null || exit 1
+            state=stopped
+        fi
+        if [ "$cpu" != - ]; then
+            osctl ct set cpu-limit "$ctid" "$cpu" || exit 1
+        fi
+        if [ "$start" = yes ] && [ "$state" != running ]; then
+            osctl ct start "$ctid" || exit 1
+        fi
+        echo "airlift: up at $(date +%s.%N)"
         ;;
     *)
         echo "migrate.sh: unknown mode $mode" >&2

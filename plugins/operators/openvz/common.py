@@ -64,6 +64,20 @@ class MigrationStepOperator(RunbookStepOperator):
 
         return job_key(self.dag_id, self.task_id, self.container["ctid"] if self.container else "node")
 
+    def converter_job_done(self, result, what: str) -> None:
+        """A finished job that ran the converter: its output into the task log; a failure
+        raised with the converter's `error: ...` lines (else the output's last lines)."""
+        import re
+
+        from airlift.errors import StepError
+
+        for line in result.stdout.splitlines():
+            self.log.info("[%s] %s", result.host, line)
+        if not result.ok:
+            errors = re.findall(r"^error: (.*)$", result.stdout, re.MULTILINE)
+            raise StepError(f"{result.host}: {what} of container {self.ctid} failed: "
+                            + ("; ".join(errors) if errors else result.tail()))
+
     def close(self) -> None:
         if self._nodes is not None:
             self._nodes.close()

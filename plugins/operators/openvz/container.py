@@ -8,6 +8,7 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airlift.errors import StepError
+from openvz import export_path
 from operators.openvz.common import MigrationStepOperator
 from operators.runbook_step import Plan
 
@@ -36,7 +37,8 @@ class PreflightOperator(MigrationStepOperator):
                 raise AirflowSkipException(f"container {ct['ctid']} is refused and stays on {settings.source} "
                                            "untouched: " + "; ".join(ct["refused"]))
             there = self.nodes.os_container(settings.destination, self.ctid)
-            if there and self.nodes.migration_step(settings.source, self.ctid) is None:
+            if there and self.nodes.migration_step(settings.source, self.ctid) is None and not (
+                    settings.offline and self.nodes.read_file(settings.source, f"{export_path(self.ctid)}.sha256")):
                 raise StepError(f"{settings.destination} already has a container {self.ctid} ({there.get('state')}) "
                                 f"that no migration of {settings.source} staged: refusing to touch it")
             return self.record(Plan(), applied=False, ctid=self.ctid)
@@ -115,17 +117,15 @@ class ConfigureOperator(MigrationStepOperator):
     owner with 524288 IDs from the `default` range, shared by all the owner's containers; the
     converter gives every container the user `default`; the container is moved to it at the
     transfer, as osctl changes a user only on a stopped container) and the CPU limit the
-    converter ignores (CPULIMIT, percent of one CPU)."""
+    converter ignores (CPULIMIT, percent of one CPU). On the offline path nothing is staged:
+    the user is made here and the import sets the CPU limit."""
 
-    def _cpu_quota(self, dst: str) -> int | None:
-        params = {p["parameter"]: p["value"] for p in self.nodes.osctl_json(dst, ["ct", "cgparams", "ls",
-                                                                                  str(self.ctid)]) or []}
-        value = params.get("cpu.cfs_quota_us")
-        return int(value[0] if isinstance(value, list) else value) if value else None
+    def _cpu_limit(self, settings) -> int | None:
+        return None if settings.offline else self.container.get("cpu_limit")
 
     def probe(self, context) -> Plan:
         settings = self.settings(context)
-        dst, owner, limit = settings.destination, self.container["owner"], self.container.get("cpu_limit")
+        dst, owner, limit = settings.destination, self.container["owner"], self._cpu_limit(settings)
         changes = []
         if owner not in {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}:
             changes.append(f"{dst}: osctl id-range allocate default --block-count {ID_BLOCKS}; osctl user new {owner} "
@@ -135,13 +135,13 @@ class ConfigureOperator(MigrationStepOperator):
                 if not self.dry_run:
                     raise StepError(f"{dst} has no staged container {self.ctid}")
                 changes.append(f"{dst}: osctl ct set cpu-limit {self.ctid} {limit} (once staged)")
-            elif self._cpu_quota(dst) != limit * 1000:  # percent of the default 100000 us period
+            elif self.nodes.cpu_quota(dst, self.ctid) != limit * 1000:  # percent of the default 100000 us period
                 changes.append(f"{dst}: osctl ct set cpu-limit {self.ctid} {limit}")
         return Plan(changes)
 
     def apply(self, context, plan: Plan) -> dict:
         settings = self.settings(context)
-        dst, owner, limit = settings.destination, self.container["owner"], self.container.get("cpu_limit")
+        dst, owner, limit = settings.destination, self.container["owner"], self._cpu_limit(settings)
         if owner not in {u["name"] for u in self.nodes.osctl_json(dst, ["user", "ls"]) or []}:
             block = self.nodes.osctl_json(dst, ["id-range", "allocate", "default", "--block-count", str(ID_BLOCKS),
                                                 "--owner", f"user:{owner}"])
@@ -185,8 +185,8 @@ class ReviewPlanOperator(MigrationStepOperator):
         for ct in found:
             if ct["ctid"] not in staged:
                 continue
-            moving.append(ct)
             report, net = reports.get(ct["ctid"], {}), nets.get(ct["ctid"], {})
+            moving.append({**ct, "network": net})  # the offline path's export takes the network options
             converted = staged[ct["ctid"]].get("report") or {}
             network = ", ".join(f"via {n}" for n in (net.get("via") or {}).values()) or net.get("netif", "-")
             lines.append(f"| {ct['ctid']} | {ct['layout']} | {network} | "
@@ -198,7 +198,10 @@ class ReviewPlanOperator(MigrationStepOperator):
                   for ct in found if ct["ctid"] not in staged]
         from operators.runbook_step import plan_mode
 
-        done = "to be staged (plan mode)" if plan_mode(context) else "staged"
+        if self.settings(context).offline:
+            done = "to be exported, copied and imported in the window (offline)"
+        else:
+            done = "to be staged (plan mode)" if plan_mode(context) else "staged"
         text = (f"**{len(moving)} container(s) {done}** on {self.settings(context).destination}:\n\n" + "\n".join(lines)
                 + ("\n\nNot moving:\n" + "\n".join(others) if others else ""))
         self.log.info("review:\n%s", text)

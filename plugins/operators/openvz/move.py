@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airlift.errors import StepError
 from openvz import MIGRATED_DIR, STATE_DIR
 from operators.openvz.common import MigrationStepOperator
+from operators.openvz.offline import archives
 from operators.runbook_step import Plan
 
 
@@ -172,6 +173,7 @@ class CleanupOperator(MigrationStepOperator):
         if settings.delete_source and nodes.vz_status(src, self.ctid)["exists"]:
             changes.append(f"{src}: vzctl destroy {self.ctid}" + (f"; zfs destroy -r {ct['dataset']}"
                                                                   if ct["layout"] == "zfs" else ""))
+        changes += [f"{host}: rm {path}" for host, path in archives(nodes, settings, self.ctid)]
         if nodes.read_file(src, f"{MIGRATED_DIR}/{self.ctid}") is None:
             changes.append(f"{src}: record container {self.ctid} as moved to {dst}")
         return Plan(changes, details={"ctid": self.ctid})
@@ -197,6 +199,8 @@ class CleanupOperator(MigrationStepOperator):
             nodes.run(src, ["vzctl", "destroy", str(self.ctid)])
             if ct["layout"] == "zfs":
                 nodes.run(src, ["zfs", "destroy", "-r", ct["dataset"]])
+        for host, path in archives(nodes, settings, self.ctid):
+            nodes.run(host, ["rm", "-f", path])
         note = f"{dst} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
         nodes.run(src, f"mkdir -p {MIGRATED_DIR} && echo {shlex.quote(note)} > {MIGRATED_DIR}/{self.ctid}")
         return {}
@@ -233,7 +237,9 @@ class RollbackOperator(MigrationStepOperator):
         changes = []
         if there is not None and step is None and nodes.read_file(src, f"{MIGRATED_DIR}/{self.ctid}"):
             return Plan(details={"ctid": self.ctid, "note": "moved before; nothing to undo"})
-        if there is not None and there.get("state") != "staged" and step is not None:
+        if settings.offline and there is not None and there.get("state") != "staged":
+            changes.append(f"{dst}: osctl ct del -f {self.ctid} (the imported container)")
+        elif there is not None and there.get("state") != "staged" and step is not None:
             changes.append(f"{dst}: osctl ct del -f {self.ctid} (the half-made container)")
         elif step is not None:
             changes.append(f"{src}: vpsadminos-convert vz6 migrate cancel --force {self.ctid}")
@@ -243,6 +249,7 @@ class RollbackOperator(MigrationStepOperator):
             changes.append(f"{src}: rm {STATE_DIR}/{self.ctid}.state")
         if ct["layout"] == "zfs":
             changes += [f"{src}: zfs destroy {s}" for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)]
+        changes += [f"{host}: rm {path}" for host, path in archives(nodes, settings, self.ctid)]
         if ct["running"] and not nodes.vz_status(src, self.ctid)["running"]:
             changes.append(f"{src}: vzctl start {self.ctid} (it ran before the move)")
         return Plan(changes, details={"ctid": self.ctid})
@@ -252,7 +259,7 @@ class RollbackOperator(MigrationStepOperator):
         ct, src, dst, nodes = self.container, settings.source, settings.destination, self.nodes
         there = nodes.os_container(dst, self.ctid)
         step = nodes.migration_step(src, self.ctid)
-        if there is not None and there.get("state") != "staged" and step is not None:
+        if there is not None and there.get("state") != "staged" and (step is not None or settings.offline):
             nodes.osctl(dst, ["ct", "del", "-f", str(self.ctid)])
         elif step is not None:
             result = nodes.converter(src, ["vz6", "migrate", "cancel", "--force", str(self.ctid)])
@@ -263,6 +270,8 @@ class RollbackOperator(MigrationStepOperator):
         if ct["layout"] == "zfs":
             for snap in (s for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)):
                 nodes.run(src, ["zfs", "destroy", snap])
+        for host, path in archives(nodes, settings, self.ctid):
+            nodes.run(host, ["rm", "-f", path])
         if ct["running"] and not nodes.vz_status(src, self.ctid)["running"]:
             nodes.run(src, ["vzctl", "start", str(self.ctid)])
         return {}

@@ -6,13 +6,27 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from airlift.errors import StepError
 from operators.openvz.common import MigrationStepOperator
 from operators.runbook_step import Plan
 
 # The converter's own order of steps (its state file records the last one done).
 ORDER = ("stage", "sync", "transfer")
 LAYOUTS = ("simfs", "ploop", "zfs")
+
+
+def convert_options(ct: dict, settings, network: dict | None) -> list[str]:
+    """The converter's options of a container's layout and network, which `vz6 migrate stage`
+    and `vz6 export` share. `network`: the network step's record (the via networks)."""
+    args = []
+    if ct["layout"] == "zfs":
+        args += ["--zfs", "--zfs-dataset", ct["dataset"], "--zfs-subdir", "private"]
+    if settings.veth_type == "bridge":
+        args += ["--netif-type", "bridge", "--bridge-link", settings.bridge_link]
+    else:
+        args += ["--netif-type", "routed"]
+        for net in (network or {}).get("via", {}).values():
+            args += ["--route-via", net]
+    return args
 
 
 class Vz6ConvertOperator(MigrationStepOperator):
@@ -42,16 +56,9 @@ class Vz6ConvertOperator(MigrationStepOperator):
         self.subcommand, self.layouts, self.network = subcommand, tuple(layouts), network
 
     def arguments(self, settings) -> list[str]:
-        ct, args = self.container, []
+        args = []
         if self.subcommand == "stage":
-            if ct["layout"] == "zfs":
-                args += ["--zfs", "--zfs-dataset", ct["dataset"], "--zfs-subdir", "private"]
-            if settings.veth_type == "bridge":
-                args += ["--netif-type", "bridge", "--bridge-link", settings.bridge_link]
-            else:
-                args += ["--netif-type", "routed"]
-                for net in (self.network or {}).get("via", {}).values():
-                    args += ["--route-via", net]
+            args += convert_options(self.container, settings, self.network)
             args += ["-p", str(self.nodes.port or 22), str(self.ctid), settings.destination]
         elif self.subcommand == "cleanup":
             args += (["--delete"] if settings.delete_source else []) + [str(self.ctid)]
@@ -71,6 +78,8 @@ class Vz6ConvertOperator(MigrationStepOperator):
         if self.container["layout"] not in self.layouts:
             return Plan(details={"ctid": self.ctid, "note": f"{self.container['layout']}: not moved by this task"})
         settings = self.settings(context)
+        if settings.offline and self.subcommand in ORDER:
+            return Plan(details={"ctid": self.ctid, "note": "offline path: exported, copied and imported instead"})
         step = self.nodes.migration_step(settings.source, self.ctid)
         if self.done(step):
             return Plan(details={"ctid": self.ctid, "converter_step": step})
@@ -86,12 +95,7 @@ class Vz6ConvertOperator(MigrationStepOperator):
         return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
-        for line in result.stdout.splitlines():
-            self.log.info("[%s] %s", result.host, line)
-        if not result.ok:
-            errors = re.findall(r"^error: (.*)$", result.stdout, re.MULTILINE)
-            raise StepError(f"{result.host}: vz6 migrate {self.subcommand} {self.ctid} failed: "
-                            + ("; ".join(errors) if errors else result.tail()))
+        self.converter_job_done(result, f"vz6 migrate {self.subcommand}")
         done: dict = {"ctid": self.ctid}
         if self.subcommand == "stage":
             from openvz.report import parse

@@ -51,6 +51,8 @@ class ZfsSendOperator(MigrationStepOperator):
         if self.container["layout"] not in self.layouts:
             return Plan(details={"ctid": self.ctid, "note": f"{self.container['layout']}: not moved by this task"})
         settings = self.settings(context)
+        if settings.offline:
+            return Plan(details={"ctid": self.ctid, "note": "offline path: exported, copied and imported instead"})
         there = self.nodes.os_container(settings.destination, self.ctid)
         if there is not None and there.get("state") != "staged":
             return Plan(details={"ctid": self.ctid, "destination_state": there.get("state")})

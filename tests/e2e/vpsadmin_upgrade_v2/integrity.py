@@ -3,22 +3,7 @@ put in XCom and the check's false facts (a correct upgrade leaves none, of any s
 
 from __future__ import annotations
 
-from tests.helpers import query
-
-
-def task_result(dag_id: str, task_id: str):
-    """The return value (XCom) of a task of the latest run of a DAG."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)
-                                 .order_by(DagRun.id.desc()).limit(1)).one()
-        xcom = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id,
-                                                  key="return_value")).one()
-        return XComModel.deserialize_value(xcom)
+from tests.helpers import query, task_result  # noqa: F401 - its importers take it from here
 
 
 def false_facts(lab, check_id: int) -> list[dict]:

@@ -1,0 +1,68 @@
+"""openvz_to_vpsadminos on the offline path, on one lab (tests in order on it): plan mode
+changes nothing; the run moves a stopped simfs container and a running ZFS container (with a
+subdataset) by export, copy and import, each equal file by file, the ZFS one running again
+after a measured downtime, no archive left on either node; a second run changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.openvz_to_vpsadminos import DAG_ID, changed, conf, fingerprint, openvz_world, os_state, sh, vz_status
+from tests.helpers import run_dag, task_result
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
+
+SIMFS, ZFS = 101, 104  # simfs stopped by the test first; ZFS running, with a subdataset
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with openvz_world(tmp_path_factory) as lab:
+        sh(lab, "vz1", f"vzctl stop {SIMFS}")
+        yield lab
+
+
+def offline(**changes) -> dict:
+    return conf(path="offline", containers=[SIMFS, ZFS], **changes)
+
+
+def archives(lab) -> list[str]:
+    return sh(lab, "vz1", "find /vz/airlift-export -type f 2>/dev/null || true").split() + \
+        sh(lab, "os1", "find /tank/airlift-import -type f 2>/dev/null || true").split()
+
+
+def test_plan_mode_changes_nothing(world):
+    before = fingerprint(world)
+    state, tasks, answered = run_dag(DAG_ID, offline(dry_run=True))
+    assert state == "success", {t: s for t, s in tasks.items() if s != "success"}
+    assert answered == []
+    assert changed(before, fingerprint(world)) == []
+
+
+def test_the_offline_run_moves_a_stopped_simfs_and_a_running_zfs_container(world):
+    state, tasks, answered = run_dag(DAG_ID, offline(), answers={"review": "Approve"})
+    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
+    assert answered == [("review", "Approve")]
+    for ctid, running in ((SIMFS, False), (ZFS, True)):
+        for task in ("export", "copy_archive", "import", "verify", "cleanup"):
+            assert tasks[f"move.{task}[CT {ctid}]"] == "success", (task, ctid)
+        there = os_state(world, ctid)
+        assert there["state"] == ("running" if running else "stopped"), ctid
+        assert there["user"] == f"ct{ctid}" and there["group"] == "/default"
+        assert vz_status(world, ctid).endswith("exist unmounted down"), "the source is kept, stopped"
+        assert sh(world, "vz1", f"cat /var/lib/airlift/openvz/migrated/{ctid}").startswith("127.0.1.41 ")
+    assert sh(world, "os1", f"zfs list -H -o name -r tank/ct/{ZFS}").split() == [f"tank/ct/{ZFS}", f"tank/ct/{ZFS}/data"]
+    imported = task_result(DAG_ID, "move.import", map_index=1)
+    assert imported["ctid"] == ZFS and imported["downtime_seconds"] > 0
+    assert "downtime_seconds" not in task_result(DAG_ID, "move.import", map_index=0), "it was down already"
+    assert archives(world) == []
+    assert [s for s in sh(world, "os1", "zfs list -H -t snapshot -o name").split() if "osctl-" in s] == []
+    assert [s for s in sh(world, "vz1", "zfs list -H -t snapshot -o name").split() if "osctl-" in s] == []
+
+
+def test_a_second_run_changes_nothing(world):
+    before = fingerprint(world)
+    state, tasks, _ = run_dag(DAG_ID, offline(), answers={"review": "Approve"})
+    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
+    assert {tasks[f"prepare.preflight[CT {c}]"] for c in (SIMFS, ZFS)} == {"skipped"}
+    assert changed(before, fingerprint(world)) == []

@@ -12,6 +12,11 @@ from operators.runbook_step import RunbookStepOperator
 CT_LABEL = "CT {{ task.container.ctid }}"  # text: the DAG renders native objects, a bare id is an int
 
 
+class StreamInterrupted(ConnectionError):
+    """A stream between the nodes broke (a cut connection): retried, and the retry continues
+    from what arrived (a ZFS receive token, rsync's partial file)."""
+
+
 class MigrationStepOperator(RunbookStepOperator):
     """:param container: the container a mapped step runs for (discover's record of it).
     :param ssh_conn_id: root over SSH to the OpenVZ and vpsAdminOS nodes."""
@@ -64,15 +69,18 @@ class MigrationStepOperator(RunbookStepOperator):
 
         return job_key(self.dag_id, self.task_id, self.container["ctid"] if self.container else "node")
 
-    def converter_job_done(self, result, what: str) -> None:
-        """A finished job that ran the converter: its output into the task log; a failure
-        raised with the converter's `error: ...` lines (else the output's last lines)."""
+    def migrate_job_done(self, result, what: str, cut: str | None = None) -> None:
+        """A finished job of migrate.sh: its output into the task log; a failure raised with
+        the converter's `error: ...` lines (else the output's last lines), as StreamInterrupted
+        (retried) when the output has `cut`, the script's line for a broken stream."""
         import re
 
         from airlift.errors import StepError
 
         for line in result.stdout.splitlines():
             self.log.info("[%s] %s", result.host, line)
+        if not result.ok and cut and cut in result.stdout:
+            raise StreamInterrupted(f"{result.host}: {result.tail(3)}")
         if not result.ok:
             errors = re.findall(r"^error: (.*)$", result.stdout, re.MULTILINE)
             raise StepError(f"{result.host}: {what} of container {self.ctid} failed: "

@@ -57,12 +57,13 @@ class OfflineStepOperator(MigrationStepOperator):
         return self.offline_probe(settings, there)
 
     done_once_imported = True
+    cut: str | None = None  # the script's line for a broken stream: retried, the retry continues
 
     def offline_probe(self, settings, there: dict | None) -> Plan:
         raise NotImplementedError
 
     def job_done(self, context, plan: Plan, result) -> dict:
-        self.converter_job_done(result, self.step)
+        self.migrate_job_done(result, self.step, cut=self.cut)
         return {"ctid": self.ctid, **self.parse(result.stdout)}
 
     def parse(self, output: str) -> dict:
@@ -106,6 +107,8 @@ class CopyArchiveOperator(OfflineStepOperator):
     """ct.copy-archive: the archive to the vpsAdminOS node with rsync (a cut copy continues
     where it stopped, `--append-verify`), into <ctid>.tar.part under the destination pool's
     mountpoint; its sha256 there must equal the export's before it is renamed."""
+
+    cut = "was cut"
 
     def offline_probe(self, settings, there) -> Plan:
         src, dst, target = settings.source, settings.destination, self.import_path(settings)

@@ -95,7 +95,7 @@ class Vz6ConvertOperator(MigrationStepOperator):
         return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
-        self.converter_job_done(result, f"vz6 migrate {self.subcommand}")
+        self.migrate_job_done(result, f"vz6 migrate {self.subcommand}")
         done: dict = {"ctid": self.ctid}
         if self.subcommand == "stage":
             from openvz.report import parse

@@ -6,14 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from airlift.errors import StepError
 from operators.openvz.common import MigrationStepOperator
 from operators.runbook_step import Plan
-
-
-class StreamInterrupted(ConnectionError):
-    """A stream between the nodes broke (a cut connection): retried, and the retry resumes
-    from the receive token."""
 
 
 class ZfsSendOperator(MigrationStepOperator):
@@ -74,12 +68,7 @@ class ZfsSendOperator(MigrationStepOperator):
         return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:
-        for line in result.stdout.splitlines():
-            self.log.info("[%s] %s", result.host, line)
-        if not result.ok:
-            if "stream into" in result.stdout:
-                raise StreamInterrupted(f"{result.host}: {result.tail(3)}")
-            raise StepError(f"{result.host}: migrate.sh zfs-{self.mode} of container {self.ctid} failed:\n{result.tail()}")
+        self.migrate_job_done(result, f"migrate.sh zfs-{self.mode}", cut="airlift: stream into")
         done: dict = {"ctid": self.ctid, "passes": [int(b) for b in re.findall(r"moved (\d+) bytes", result.stdout)]}
         downtime = re.search(r"^airlift: downtime ([\d.]+) s$", result.stdout, re.MULTILINE)
         if downtime:

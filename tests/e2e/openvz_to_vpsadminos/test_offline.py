@@ -1,23 +1,30 @@
 """openvz_to_vpsadminos on the offline path, on one lab (tests in order on it): plan mode
 changes nothing; the run moves a stopped simfs container and a running ZFS container (with a
 subdataset) by export, copy and import, each equal file by file, the ZFS one running again
-after a measured downtime, no archive left on either node; a second run changes nothing."""
+after a measured downtime, no archive left on either node; a second run changes nothing; a
+copy cut halfway continues from what arrived (rsync --append-verify) on the retry."""
 
 from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import timedelta
 
 import pytest
 
 from tests.e2e.openvz_to_vpsadminos import DAG_ID, changed, conf, fingerprint, openvz_world, os_state, sh, vz_status
-from tests.helpers import run_dag, task_result
+from tests.helpers import node_shim, run_dag, task_result
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
 SIMFS, ZFS = 101, 104  # simfs stopped by the test first; ZFS running, with a subdataset
+STOPPED_ZFS = 105  # seeded at 16 MiB: its copy takes seconds at the test's bandwidth
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with openvz_world(tmp_path_factory) as lab:
+    with openvz_world(tmp_path_factory, sizes={STOPPED_ZFS: 16 << 20}) as lab:
         sh(lab, "vz1", f"vzctl stop {SIMFS}")
         yield lab
 
@@ -66,3 +73,39 @@ def test_a_second_run_changes_nothing(world):
     assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
     assert {tasks[f"prepare.preflight[CT {c}]"] for c in (SIMFS, ZFS)} == {"skipped"}
     assert changed(before, fingerprint(world)) == []
+
+
+def test_a_cut_copy_continues_from_what_arrived(world):
+    node_shim(world, "vz1", "rsync", "set -- --bwlimit=4096 \"$@\"")  # 4 MiB/s: the copy takes seconds
+    part = world.node_root("os1") / f"tank/airlift-import/{STOPPED_ZFS}.tar.part"
+    cuts = []
+
+    def cut_halfway():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if part.exists() and part.stat().st_size > 4 << 20:
+                cuts.append(world.cut_ssh("os1"))
+                return
+            time.sleep(0.1)
+
+    def quick_retries(dag) -> None:
+        for task in dag.tasks:
+            task.retry_delay, task.retry_exponential_backoff = timedelta(seconds=1), False
+
+    cutter = threading.Thread(target=cut_halfway)
+    cutter.start()
+    try:
+        state, tasks, _ = run_dag(DAG_ID, conf(path="offline", containers=[STOPPED_ZFS]),
+                                  answers={"review": "Approve"}, adjust=quick_retries)
+    finally:
+        cutter.join()
+        shimmed = world.node_root("vz1") / "usr/local/bin/rsync"
+        shimmed.unlink()
+    assert cuts and cuts[0] >= 1, "the copy was cut while it ran"
+    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
+    assert os_state(world, STOPPED_ZFS)["state"] == "stopped"
+    output = (world.node_root("vz1") / f"var/lib/airlift/jobs/{DAG_ID}.move_copy_archive.{STOPPED_ZFS}/output").read_text()
+    sent = int(re.search(r"Literal data: ([\d,]+) bytes", output).group(1).replace(",", ""))
+    whole = int(re.search(r"Total file size: ([\d,]+) bytes", output).group(1).replace(",", ""))
+    assert 0 < sent <= whole - (4 << 20), f"the retry sent {sent} of {whole} bytes: it continued"
+    assert archives(world) == []

@@ -2,7 +2,8 @@
 changes nothing; the run moves a stopped simfs container and a running ZFS container (with a
 subdataset) by export, copy and import, each equal file by file, the ZFS one running again
 after a measured downtime, no archive left on either node; a second run changes nothing; a
-copy cut halfway continues from what arrived (rsync --append-verify) on the retry."""
+copy cut halfway continues from what arrived (rsync --append-verify) on the retry; the retry
+after a killed worker waits for the copy still running instead of starting a second one."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
 
 SIMFS, ZFS = 101, 104  # simfs stopped by the test first; ZFS running, with a subdataset
 STOPPED_ZFS = 105  # seeded at 16 MiB: its copy takes seconds at the test's bandwidth
+PLOOP = 103  # stopped
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def world(tmp_path_factory):
 
 
 def offline(**changes) -> dict:
-    return conf(path="offline", containers=[SIMFS, ZFS], **changes)
+    return conf(**{"path": "offline", "containers": [SIMFS, ZFS], **changes})
 
 
 def archives(lab) -> list[str]:
@@ -109,3 +111,29 @@ def test_a_cut_copy_continues_from_what_arrived(world):
     whole = int(re.search(r"Total file size: ([\d,]+) bytes", output).group(1).replace(",", ""))
     assert 0 < sent <= whole - (4 << 20), f"the retry sent {sent} of {whole} bytes: it continued"
     assert archives(world) == []
+
+
+def test_a_killed_worker_does_not_start_a_second_copy(world):
+    from operators.openvz.nodes import ConverterInstalledOperator, DiscoverOperator, SshKeysOperator
+    from operators.openvz.offline import CopyArchiveOperator, ExportOperator
+    from tests.e2e.vpsadmin_upgrade_v2.test_faults import job_starts, kill_worker_during, run_step
+    from tests.helpers import detached_step, step_context
+
+    context = step_context(run_id="manual__killed_copy", **offline(containers=[PLOOP]))
+    for node_pair_step in (ConverterInstalledOperator, SshKeysOperator):  # done already if the tests before ran
+        detached_step(node_pair_step, product="openvz", task_id=node_pair_step.__name__).execute(context)
+    ct = detached_step(DiscoverOperator, product="openvz", task_id="discover").execute(context)[0]
+    ct["network"] = {"via": {"v4": "10.100.9.0/30", "v6": "fd00:100::900/126"}}  # what review_plan adds
+    run_step(detached_step(ExportOperator, product="openvz", task_id="export", step="ct.export", container=ct), context)
+    node_shim(world, "vz1", "rsync", "set -- --bwlimit=1024 \"$@\"")  # 1 MiB/s: seconds of copying
+    try:
+        copy = detached_step(CopyArchiveOperator, product="openvz", task_id="copy_archive", step="ct.copy-archive",
+                             container=ct)
+        kill_worker_during(world, "vz1", copy, context)
+        record = run_step(copy, context)  # the retry: the job still runs; it waits for it
+    finally:
+        (world.node_root("vz1") / "usr/local/bin/rsync").unlink()
+    assert job_starts(world, "vz1", copy, context) == 1, "the copy ran once"
+    exported = sh(world, "vz1", f"cat /vz/airlift-export/{PLOOP}.tar.sha256").strip()
+    assert record["sha256"] == exported
+    assert sh(world, "os1", f"sha256sum /tank/airlift-import/{PLOOP}.tar").split()[0] == exported

@@ -21,6 +21,7 @@ def test_good_values_come_out_typed():
     assert s.window == (time(22, 0), time(5, 0), "Europe/Prague")
     assert s.network_v4 == ipaddress.ip_network("10.100.0.0/16") and s.interconnect_nodes == ("10.0.0.41",)
     assert validate({**GOOD, "containers": "all", "window_start": "", "window_end": ""}).containers is None
+    assert not s.offline and validate({**GOOD, "path": "offline"}).offline
 
 
 @pytest.mark.parametrize("change, message", [
@@ -43,6 +44,7 @@ def test_good_values_come_out_typed():
     ({"destination_pool": "tank pool"}, "zpool"),
     ({"transfers_at_once": 0}, "1 to 32"),
     ({"interconnect_nodes": ["os2", "os 3"]}, "interconnect_nodes"),
+    ({"path": "export; reboot"}, "live or offline"),
 ])
 def test_bad_values_are_refused_with_their_name(change, message):
     with pytest.raises(ParamError, match=message):

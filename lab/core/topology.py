@@ -61,9 +61,10 @@ HOSTS: tuple[LabHost, ...] = (
         frozenset({"storage", "backup"}),
         _server(4, "backup1.brq.vpsfree.cz", "storage", 2, "127.0.1.22", "backup"),
     ),
-    # OpenVZ Legacy -> vpsAdminOS (lab/openvz/): an OpenVZ Legacy node (Scientific Linux 6 with
-    # the OpenVZ kernel) and two vpsAdminOS nodes; no vpsAdmin servers.
+    # OpenVZ Legacy -> vpsAdminOS (lab/openvz/): two OpenVZ Legacy nodes (Scientific Linux 6 with
+    # the OpenVZ kernel; vz2 is the fleet's second) and two vpsAdminOS nodes; no vpsAdmin servers.
     LabHost("vz1", "127.0.1.31", frozenset({"openvz"})),
+    LabHost("vz2", "127.0.1.32", frozenset({"openvz"})),
     LabHost("os1", "127.0.1.41", frozenset({"vpsadminos"})),
     LabHost("os2", "127.0.1.42", frozenset({"vpsadminos"})),
     # Synnefo 0.12 -> 0.13 (lab/synnefo/): its three service hosts and two Ganeti nodes; the

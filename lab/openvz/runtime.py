@@ -1,7 +1,7 @@
 """The OpenVZ node's running containers write into their root filesystems.
 
-A daemon thread of the lab process (`start`): every TICK seconds, for every container of vz1
-that vzctl says is running, it takes the container's lock (the one `vzctl start|stop` hold while
+A daemon thread of the lab process (`start`): every TICK seconds, for every container of an
+OpenVZ node that vzctl says is running, it takes the container's lock (the one `vzctl start|stop` hold while
 they change its state: lab/core/tools/vzctl.py) and, inside the container's files on the host
 (VE_PRIVATE for simfs and for a ZFS dataset's private/, the tree inside a ploop image):
 
@@ -27,7 +27,6 @@ from pathlib import Path
 from lab.core.config import LabConfig
 from lab.core.tools import vzctl
 
-NODE = "vz1"
 TICK = 0.3
 LOG_BYTES = 3 * 1024
 KEEP_LOGS = 200
@@ -38,17 +37,20 @@ log = logging.getLogger("lab.openvz.runtime")
 
 
 def start(cfg: LabConfig, stopping: threading.Event) -> threading.Thread:
-    """Start the writer thread for the lab's OpenVZ node; it ends once `stopping` is set."""
-    thread = threading.Thread(target=_run, args=(cfg.node_root(NODE), stopping),
-                              name="openvz-containers", daemon=True)
+    """Start the writer thread for the lab's OpenVZ nodes; it ends once `stopping` is set."""
+    from lab.core.topology import HOSTS
+
+    roots = [cfg.node_root(h.name) for h in HOSTS if "openvz" in h.roles]
+    thread = threading.Thread(target=_run, args=(roots, stopping), name="openvz-containers", daemon=True)
     thread.start()
     return thread
 
 
-def _run(node_root: Path, stopping: threading.Event) -> None:
+def _run(node_roots: list[Path], stopping: threading.Event) -> None:
     while not stopping.wait(TICK):
         try:
-            tick(node_root)
+            for node_root in node_roots:
+                tick(node_root)
         except Exception:  # a container destroyed under our feet, a full disk: try next tick
             log.exception("writing into the running containers failed")
 

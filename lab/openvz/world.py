@@ -1,5 +1,5 @@
-"""The OpenVZ world: an OpenVZ Legacy node (vz1) with containers in every layout, and the two
-vpsAdminOS nodes (os1, os2) they are to move to.
+"""The OpenVZ world: an OpenVZ Legacy node (vz1) with containers in every layout, a second one
+(vz2, the fleet's: two containers), and the two vpsAdminOS nodes (os1, os2) they are to move to.
 
 `seed(cfg, containers=None, sizes=None)` writes vz1's files on the freshly built node
 (Lab.seed(world="openvz") calls it): /etc/vz/vz.conf, a config per container as vzctl 4
@@ -48,6 +48,7 @@ class Container:
     subdatasets: tuple[str, ...] = ()
     snapshots: tuple[str, ...] = ()
     veth: bool = False          # NETIF veth instead of venet IP_ADDRESS
+    node: str = "vz1"           # the OpenVZ node it is on
 
     @property
     def distribution(self) -> str:
@@ -74,7 +75,7 @@ class Container:
 
     @property
     def hostname(self) -> str:
-        return f"ct{self.ctid}.vz1.lab.vpsfree.cz"
+        return f"ct{self.ctid}.{self.node}.lab.vpsfree.cz"
 
     @property
     def ipv4(self) -> str:
@@ -104,6 +105,13 @@ CONTAINERS: dict[int, Container] = {c.ctid: c for c in (
     Container(108, "simfs", "running", "debian-9.0-x86_64", veth=True,
               refusal="non-venet networking: a veth NETIF, the converter handles venet only"),
 )}
+
+# The second OpenVZ node's (the fleet's): a running simfs and a running ZFS container.
+VZ2_CONTAINERS: dict[int, Container] = {c.ctid: c for c in (
+    Container(201, "simfs", "running", "debian-9.0-x86_64", node="vz2"),
+    Container(202, "zfs", "running", "ubuntu-16.04-x86_64", node="vz2"),
+)}
+NODE_CONTAINERS = {OPENVZ_NODE: CONTAINERS, "vz2": VZ2_CONTAINERS}
 
 # -- node roles ------------------------------------------------------------------------------
 # Simulators of the lab's node toolset whose tools a kind of node does not have: an OpenVZ node
@@ -585,7 +593,7 @@ def seed_container(root: Path, z: Zfs, ct: Container, size: int | None = None) -
             "snapshots": list(ct.snapshots), "refusal": ct.refusal, **info}
 
 
-def seed_openvz_node(root: Path, containers=None, sizes=None) -> dict:
+def seed_openvz_node(root: Path, containers=None, sizes=None, table: dict[int, Container] = CONTAINERS) -> dict:
     sizes = sizes or {}
     write_file(root / "etc/vz/vz.conf", VZ_CONF)
     write_file(root / "etc/redhat-release", "Scientific Linux release 6.9 (Carbon)\n")
@@ -601,18 +609,18 @@ def seed_openvz_node(root: Path, containers=None, sizes=None) -> dict:
             z.create_pool(POOL)
         if not z.exists(PRIVATE_DATASET):
             z.create(PRIVATE_DATASET, props={"mountpoint": "/vz/private"})
-        for ctid in sorted(CONTAINERS if containers is None else containers):
-            made[ctid] = seed_container(root, z, CONTAINERS[int(ctid)], sizes.get(ctid))
+        for ctid in sorted(table if containers is None else (int(c) for c in containers if int(c) in table)):
+            made[ctid] = seed_container(root, z, table[ctid], sizes.get(ctid))
     return made
 
 
 def seed(cfg: LabConfig, containers=None, sizes=None) -> dict:
-    """The OpenVZ world on the lab's (already built) vz1, os1 and os2; see the module doc."""
+    """The OpenVZ world on the lab's (already built) vz1, vz2, os1 and os2; see the module doc."""
     made = {}
     for host in HOSTS:
         root = cfg.node_root(host.name)
         if "openvz" in host.roles:
-            made = seed_openvz_node(root, containers, sizes)
+            made[host.name] = seed_openvz_node(root, containers, sizes, NODE_CONTAINERS[host.name])
         if host.roles & set(FOREIGN_SIMULATORS):
             prune_tools(root, host.roles & set(FOREIGN_SIMULATORS))
         if "vpsadminos" in host.roles:
@@ -622,4 +630,4 @@ def seed(cfg: LabConfig, containers=None, sizes=None) -> dict:
                 from lab.openvz import vpsadminos
 
                 vpsadminos.seed_node(root, pool="tank")
-    return {"containers": made}
+    return {"containers": made[OPENVZ_NODE], "nodes": made}

@@ -15,7 +15,11 @@ HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9
 
 
 class ParamError(StepError, ValueError):
-    """Bad input from the trigger form; the message lists every problem."""
+    """Bad input from the trigger form; the message lists every problem (also as `problems`)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 def check_hostname(label: str, value: str) -> list[str]:
@@ -26,7 +30,7 @@ def check_hostname(label: str, value: str) -> list[str]:
 
 def raise_if(errors: list[str]) -> None:
     if errors:
-        raise ParamError("invalid parameters:\n- " + "\n- ".join(errors))
+        raise ParamError("invalid parameters:\n- " + "\n- ".join(errors), errors)
 
 
 def check_timezone(label: str, value) -> list[str]:

@@ -253,14 +253,17 @@ case "$mode" in
     export)
         ctid=$1 file=$2
         shift 2
+        if vzctl status "$ctid" | grep -q ' running$'; then
+            # it runs: an archive from before is stale (it was started again since)
+            rm -f "$file" "$file.sha256"
+            mkdir -p "$(dirname "$file")"
+            date +%s.%N > "$file.down"
+            vzctl stop "$ctid" || exit 1
+        fi
         if [ -s "$file" ] && [ -s "$file.sha256" ]; then
             echo "airlift: $file was exported before: sha256 $(cat "$file.sha256")"
         else
             mkdir -p "$(dirname "$file")"
-            if vzctl status "$ctid" | grep -q ' running$'; then
-                [ -s "$file.down" ] || date +%s.%N > "$file.down"
-                vzctl stop "$ctid" || exit 1
-            fi
             rm -f "$file.part"
             vpsadminos-convert vz6 export "$@" "$ctid" "$file.part" < /dev/null || exit 1
             sha256sum < "$file.part" | cut -d' ' -f1 > "$file.sha256.part" || exit 1
@@ -281,7 +284,13 @@ case "$mode" in
         remote mkdir -p "$(dirname "$dst_file")" || exit 1
         rsync --append-verify --protect-args --stats \
             -e "ssh -p $port -o BatchMode=yes -o ControlPath=$mux/root" \
-            "$file" "root@$dst:$dst_file.part" || { echo "airlift: the copy to $dst was cut" >&2; exit 1; }
+            "$file" "root@$dst:$dst_file.part"
+        rc=$?
+        case $rc in
+            0) ;;
+            12|30|35|255) echo "airlift: the copy to $dst was cut (rsync exit $rc)" >&2; exit 1 ;;
+            *) echo "airlift: rsync to $dst failed with exit $rc" >&2; exit 1 ;;
+        esac
         there=$(remote sha256sum "$dst_file.part" | cut -d' ' -f1)
         if [ "$there" != "$sum" ]; then
             remote rm -f "$dst_file.part"

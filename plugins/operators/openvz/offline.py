@@ -77,13 +77,14 @@ class ExportOperator(OfflineStepOperator):
     container is stopped first, so the export is consistent and nothing written after it is
     lost: its downtime starts here and lasts until the import starts it. The archive is
     written as <ctid>.tar.part and renamed once whole, beside its sha256; an archive already
-    there is this step done."""
+    there is this step done, unless the container runs again (then it is stale and made anew)."""
 
     def offline_probe(self, settings, there) -> Plan:
         path, src = export_path(self.ctid), settings.source
-        if self.nodes.read_file(src, f"{path}.sha256"):
+        running = self.nodes.vz_status(src, self.ctid)["running"]
+        if not running and self.nodes.read_file(src, f"{path}.sha256"):
             return Plan(details={"ctid": self.ctid, "archive": path})
-        stop = "vzctl stop (the downtime starts); " if self.nodes.vz_status(src, self.ctid)["running"] else ""
+        stop = "vzctl stop (the downtime starts); " if running else ""
         return Plan([f"{src}: {stop}vpsadminos-convert vz6 export "
                      f"{' '.join(self.options(settings))} {self.ctid} {path}"], details={"ctid": self.ctid})
 

@@ -49,6 +49,8 @@ with DAG(
         "window_start": Param("", type="string", title="Maintenance window start (HH:MM)"),
         "window_end": Param("", type="string", title="Maintenance window end (HH:MM)"),
         "window_timezone": Param("Europe/Prague", type="string", title="Window time zone"),
+        "transfer_rate_mib": Param(100, type="integer", minimum=1, title="Transfer rate (MiB/s)",
+                                   description="A transfer starts only when the window has the time it needs at this rate."),
         "transfers_at_once": Param(1, type="integer", minimum=1, maximum=32, title="Transfers at once per node"),
     },
 ) as dag:

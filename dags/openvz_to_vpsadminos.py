@@ -99,6 +99,9 @@ with DAG(
                               description="Empty: transfer at once."),
         "window_end": Param("", type="string", title="Maintenance window end (HH:MM)"),
         "window_timezone": Param("Europe/Prague", type="string", title="Window time zone"),
+        "transfer_rate_mib": Param(100, type="integer", minimum=1, title="Transfer rate (MiB/s)",
+                                   description="What the window assumes: a transfer starts only when the window "
+                                               "still has the time it needs at this rate."),
         "transfers_at_once": Param(1, type="integer", minimum=1, maximum=32, title="Transfers at once"),
         "stop_on_first_error": Param(True, type="boolean", title="Stop on the first error"),
         "sync_delta_mib": Param(64, type="integer", minimum=1, title="Sync until a pass moves at most (MiB)"),

@@ -14,7 +14,7 @@ CHILD_DAG = "openvz_to_vpsadminos"
 # What the fleet passes to every node's run unchanged (the child's params of the same name).
 SHARED = ("dry_run", "path", "destination_pool", "veth_type", "bridge_link", "interconnect_pool_v4",
           "interconnect_pool_v6", "owners", "delete_source", "window_start", "window_end", "window_timezone",
-          "transfers_at_once", "stop_on_first_error", "sync_delta_mib", "sync_passes")
+          "transfer_rate_mib", "transfers_at_once", "stop_on_first_error", "sync_delta_mib", "sync_passes")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class Settings:
     sync_delta_bytes: int = 64 << 20
     sync_passes: int = 5
     path: str = "live"  # live: stage, sync while it runs, transfer; offline: export, copy, import
+    transfer_rate_bytes: int = 100 << 20  # per second: what the window's estimate of a transfer assumes
 
     @property
     def offline(self) -> bool:
@@ -150,11 +151,15 @@ def validate(params: dict) -> Settings:
     at_once = params.get("transfers_at_once", 1)
     if isinstance(at_once, bool) or not isinstance(at_once, int) or not 1 <= at_once <= 32:
         errors.append(f"transfers_at_once {at_once!r}: an integer from 1 to 32")
+    rate = params.get("transfer_rate_mib", 100)
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 100_000:
+        errors.append(f"transfer_rate_mib {rate!r}: an integer from 1 to 100000 (MiB/s)")
+        rate = 100
     path = params.get("path", "live")
     if path not in PATHS:
         errors.append(f"path {path!r}: live or offline")
     raise_if(errors)
-    return Settings(path=path, source=source, destination=destination,
+    return Settings(path=path, transfer_rate_bytes=rate << 20, source=source, destination=destination,
                     interconnect_nodes=tuple(dict.fromkeys([destination, *others])), pool=pool,
                     containers=containers, veth_type=veth, bridge_link=bridge, network_v4=net4, network_v6=net6,
                     owners=owners, delete_source=bool(params.get("delete_source", False)), window=window,

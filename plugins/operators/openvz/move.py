@@ -4,7 +4,7 @@ container (ct.verify), clean up (ct.cleanup), and undo a move that failed (ct.ca
 from __future__ import annotations
 
 import shlex
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -17,8 +17,11 @@ from operators.runbook_step import Plan
 
 class WindowOperator(MigrationStepOperator):
     """Transfers (the downtime) run only inside the maintenance window of the form (a daily
-    span of local time, over midnight if it ends before it starts): outside it this task waits
-    deferred, holding no worker slot. With `stop_on_first_error`, a container whose batch
+    span of local time, over midnight if it ends before it starts), and only when the window
+    still has the time the transfer needs: the bytes it moves at `transfer_rate_mib` (the last
+    sync pass of a live ZFS move; the whole container otherwise). Else this task waits
+    deferred for the next opening, holding no worker slot; a transfer longer than the window
+    fails here, before anything stops. With `stop_on_first_error`, a container whose batch
     already has a failure does not start its transfer: it fails here and is cancelled."""
 
     def execute(self, context, event=None) -> dict:
@@ -34,14 +37,29 @@ class WindowOperator(MigrationStepOperator):
             from openvz.window import opens
 
             start, end, zone = settings.window
-            when = opens(datetime.now(UTC), start, end, zone)
+            needs = timedelta(seconds=self._bytes_to_move(context, settings) / settings.transfer_rate_bytes)
             window = f"{start:%H:%M}-{end:%H:%M} {zone}"
+            try:
+                when = opens(datetime.now(UTC), start, end, zone, needs)
+            except ValueError as exc:
+                raise StepError(f"container {self.ctid} needs about {needs} to transfer: {exc}") from exc
             if when is None:
-                return self.record(Plan(), applied=False, ctid=self.ctid, window=window)
+                return self.record(Plan(), applied=False, ctid=self.ctid, window=window,
+                                   needs_seconds=round(needs.total_seconds()))
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-            self.log.info("container %s: the window %s opens at %s; waiting deferred", self.ctid, window, when)
+            self.log.info("container %s: the window %s with %s left for its transfer opens at %s; waiting deferred",
+                          self.ctid, window, needs, when)
             self.defer(trigger=DateTimeTrigger(moment=when), method_name="execute")
+
+    def _bytes_to_move(self, context, settings) -> int:
+        if not settings.offline and self.container["layout"] == "zfs":
+            group = self.task_id.rpartition(".")[0]
+            synced = context["ti"].xcom_pull(task_ids=f"{group}.sync_zfs" if group else "sync_zfs",
+                                             map_indexes=context["ti"].map_index, default=None) or {}
+            if synced.get("passes"):
+                return synced["passes"][-1]
+        return int(self.container.get("size") or 0)
 
     def _failures(self, context) -> list[str]:
         ti = context["ti"]

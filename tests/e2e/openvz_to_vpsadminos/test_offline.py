@@ -3,7 +3,8 @@ changes nothing; the run moves a stopped simfs container and a running ZFS conta
 subdataset) by export, copy and import, each equal file by file, the ZFS one running again
 after a measured downtime, no archive left on either node; a second run changes nothing; a
 copy cut halfway continues from what arrived (rsync --append-verify) on the retry; the retry
-after a killed worker waits for the copy still running instead of starting a second one."""
+after a killed worker waits for the copy still running instead of starting a second one; the
+window lets a transfer start only with the time it needs still left."""
 
 from __future__ import annotations
 
@@ -137,3 +138,30 @@ def test_a_killed_worker_does_not_start_a_second_copy(world):
     exported = sh(world, "vz1", f"cat /vz/airlift-export/{PLOOP}.tar.sha256").strip()
     assert record["sha256"] == exported
     assert sh(world, "os1", f"sha256sum /tank/airlift-import/{PLOOP}.tar").split()[0] == exported
+
+
+def test_the_window_counts_the_time_a_transfer_needs(world):
+    from datetime import UTC, datetime, timedelta
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from operators.openvz.move import WindowOperator
+    from operators.openvz.nodes import DiscoverOperator
+    from tests.helpers import detached_step, step_context
+
+    now = datetime.now(UTC)
+    window = {"window_start": f"{now - timedelta(hours=1):%H:%M}", "window_timezone": "UTC", "transfer_rate_mib": 1,
+              "stop_on_first_error": False}  # no run around it to ask
+    wide = step_context(**offline(containers=[PLOOP], **window, window_end=f"{now + timedelta(hours=1):%H:%M}"))
+    ct = detached_step(DiscoverOperator, product="openvz", task_id="discover").execute(wide)[0]
+    needs = ct["size"] / (1 << 20)  # seconds at 1 MiB/s
+    assert needs > 1
+    record = detached_step(WindowOperator, product="openvz", task_id="window", container=ct).execute(wide)
+    assert record["needs_seconds"] == round(needs)
+    # a window that closes before the transfer would end: wait for tomorrow's opening
+    closing = step_context(**offline(containers=[PLOOP], **window,
+                                     window_end=f"{now + timedelta(minutes=1):%H:%M}"))
+    ct_big = {**ct, "size": 600 << 20}  # ten minutes at 1 MiB/s
+    with pytest.raises(TaskDeferred) as deferred:
+        detached_step(WindowOperator, product="openvz", task_id="window", container=ct_big).execute(closing)
+    assert deferred.value.trigger.moment > now + timedelta(hours=22)

@@ -22,6 +22,7 @@ def test_good_values_come_out_typed():
     assert s.network_v4 == ipaddress.ip_network("10.100.0.0/16") and s.interconnect_nodes == ("10.0.0.41",)
     assert validate({**GOOD, "containers": "all", "window_start": "", "window_end": ""}).containers is None
     assert not s.offline and validate({**GOOD, "path": "offline"}).offline
+    assert s.transfer_rate_bytes == 100 << 20 and validate({**GOOD, "transfer_rate_mib": 5}).transfer_rate_bytes == 5 << 20
 
 
 @pytest.mark.parametrize("change, message", [
@@ -45,6 +46,7 @@ def test_good_values_come_out_typed():
     ({"transfers_at_once": 0}, "1 to 32"),
     ({"interconnect_nodes": ["os2", "os 3"]}, "interconnect_nodes"),
     ({"path": "export; reboot"}, "live or offline"),
+    ({"transfer_rate_mib": 0}, "1 to 100000"),
 ])
 def test_bad_values_are_refused_with_their_name(change, message):
     with pytest.raises(ParamError, match=message):

@@ -29,9 +29,11 @@ class FleetMigrationOperator(RunbookStepOperator):
 
         with self.step_errors():
             fleet = plan(context["params"])
+            ti = context["ti"]
             if event is None:
                 self.log.info("the fleet, node after node:\n%s", plan_table(fleet))
-            ti = context["ti"]
+                if ti.get_dag(CHILD_DAG).is_paused:  # its runs would wait queued, and this one with them
+                    raise StepError(f"DAG {CHILD_DAG} is paused: unpause it, then run the fleet again")
             for conf in fleet.nodes:
                 run_id = child_run_id(context["run_id"], conf["source_node"])
                 if not ti.get_dr_count(dag_id=CHILD_DAG, run_ids=[run_id]):

@@ -39,6 +39,8 @@ class OfflineStepOperator(MigrationStepOperator):
     imported; the job's output in the task log; its failure as the script's last lines."""
 
     rerun_failed_job = True  # each mode checks what an earlier attempt left and continues from there
+    done_once_imported = True  # nothing to do once the container is on the destination (import: its own probe)
+    cut: str | None = None  # the script's line for a broken stream: retried, the retry continues
 
     def __init__(self, **kwargs):
         kwargs.setdefault("script", "migrate.sh")
@@ -55,9 +57,6 @@ class OfflineStepOperator(MigrationStepOperator):
         if there is not None and there.get("state") != "staged" and self.done_once_imported:
             return Plan(details={"ctid": self.ctid, "note": f"imported on {settings.destination} ({there['state']})"})
         return self.offline_probe(settings, there)
-
-    done_once_imported = True
-    cut: str | None = None  # the script's line for a broken stream: retried, the retry continues
 
     def offline_probe(self, settings, there: dict | None) -> Plan:
         raise NotImplementedError

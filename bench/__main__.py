@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("vpsadmin_database", "vpsadmin_resources", "vpsadmin_lifetimes", "openvz_downtime", "synnefo_reconcile")
+BENCHES = ("vpsadmin_database", "vpsadmin_resources", "vpsadmin_lifetimes", "openvz_downtime", "openvz_pool",
+           "synnefo_reconcile")
 
 
 def main(argv: list[str]) -> int:

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, chain, task_group
 
 from airlift.connections import OPENVZ_SSH
+from airlift.pools import per_node
 from airlift.sql import template_searchpath
 from operators.openvz.container import (
     ConfigReportOperator,
@@ -52,6 +53,11 @@ from operators.openvz.offline import CopyArchiveOperator, ExportOperator, Import
 from operators.openvz.vz6_convert import Vz6ConvertOperator
 from operators.openvz.zfs_send import ZfsSendOperator
 from operators.runbook_step import ApprovalGateOperator, RunReportOperator
+
+# Every stream into the destination node holds a slot of that node's pool
+# (`openvz-transfers:<node>`, sized by transfers_at_once), across runs and source nodes; a
+# container further along its move gets a freed slot first.
+TRANSFER = {"pool": per_node("openvz-transfers", "destination_node", "transfers_at_once"), "weight_rule": "upstream"}
 
 with DAG(
     dag_id="openvz_to_vpsadminos",
@@ -102,7 +108,9 @@ with DAG(
         "transfer_rate_mib": Param(100, type="integer", minimum=1, title="Transfer rate (MiB/s)",
                                    description="What the window assumes: a transfer starts only when the window "
                                                "still has the time it needs at this rate."),
-        "transfers_at_once": Param(1, type="integer", minimum=1, maximum=32, title="Transfers at once"),
+        "transfers_at_once": Param(1, type="integer", minimum=1, maximum=32, title="Transfers at once",
+                                   description="Syncs, transfers and archive copies into the vpsAdminOS node at "
+                                               "once: the size of its pool openvz-transfers:<node> (Admin > Pools)."),
         "stop_on_first_error": Param(True, type="boolean", title="Stop on the first error"),
         "sync_delta_mib": Param(64, type="integer", minimum=1, title="Sync until a pass moves at most (MiB)"),
         "sync_passes": Param(5, type="integer", minimum=1, maximum=50, title="Most sync passes"),
@@ -138,15 +146,17 @@ with DAG(
     @task_group(group_id="move")
     def move(container):
         sync = Vz6ConvertOperator(task_id="sync", step="ct.sync", subcommand="sync", layouts=("simfs", "ploop"),
-                                  container=container)
-        sync_zfs = ZfsSendOperator(task_id="sync_zfs", step="ct.sync", mode="sync", container=container)
+                                  container=container, **TRANSFER)
+        sync_zfs = ZfsSendOperator(task_id="sync_zfs", step="ct.sync", mode="sync", container=container, **TRANSFER)
         window = WindowOperator(task_id="window", step="fleet.downtime-window", container=container)
         transfer = Vz6ConvertOperator(task_id="transfer", step="ct.transfer", subcommand="transfer",
-                                      layouts=("simfs", "ploop"), container=container)
-        transfer_zfs = ZfsSendOperator(task_id="transfer_zfs", step="ct.transfer", mode="final", container=container)
-        export = ExportOperator(task_id="export", step="ct.export", container=container)
-        copy_archive = CopyArchiveOperator(task_id="copy_archive", step="ct.copy-archive", container=container)
-        import_archive = ImportOperator(task_id="import", step="ct.import", container=container)
+                                      layouts=("simfs", "ploop"), container=container, **TRANSFER)
+        transfer_zfs = ZfsSendOperator(task_id="transfer_zfs", step="ct.transfer", mode="final", container=container,
+                                       **TRANSFER)
+        export = ExportOperator(task_id="export", step="ct.export", container=container, **TRANSFER)
+        copy_archive = CopyArchiveOperator(task_id="copy_archive", step="ct.copy-archive", container=container,
+                                           **TRANSFER)
+        import_archive = ImportOperator(task_id="import", step="ct.import", container=container, **TRANSFER)
         verify = VerifyOperator(task_id="verify", step="ct.verify", container=container)
         cleanup = CleanupOperator(task_id="cleanup", step="ct.cleanup", container=container)
         undo = RollbackOperator(task_id="undo", step="ct.cancel", container=container, trigger_rule="one_failed")

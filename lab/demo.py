@@ -233,6 +233,23 @@ def dag_visible(api: Api, dag_id: str = DAG_ID):
     return False
 
 
+def open_api(standalone: Standalone, proc: subprocess.Popen, port: int, dag_ids: list[str],
+             dag_timeout: float = 300) -> Api:
+    """Wait for the API of `standalone` on `port`, log in as its generated admin, wait for each
+    of `dag_ids` to be parsed and unpause it."""
+    api = Api(port)
+    wait_for(f"the API on port {port}", lambda: api.call("GET", "/api/v2/version", timeout=5)[0] == 200, proc,
+             START_TIMEOUT, standalone=standalone)
+    wait_for("the generated admin password", standalone.passwords.exists, proc, 60, interval=1,
+             standalone=standalone)
+    api.login("admin", standalone.admin_password())
+    for dag_id in dag_ids:
+        wait_for(f"DAG {dag_id} to be parsed", lambda dag_id=dag_id: dag_visible(api, dag_id), proc, dag_timeout,
+                 standalone=standalone)
+        api.ok("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    return api
+
+
 def trigger(api: Api) -> dict:
     api.ok("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     # max_active_runs=1: a run left unfinished by an earlier demo would hold the new one back.

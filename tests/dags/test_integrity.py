@@ -193,3 +193,20 @@ def test_the_schedule_hour_is_a_deployment_setting(monkeypatch):
     monkeypatch.setenv("AIRFLOW__AIRLIFT__LIFETIMES_HOUR", "25")
     with pytest.raises(ValueError, match="expected an hour"):
         daily_at("lifetimes_hour", 3)
+
+
+def test_per_node_pools_name_params_of_their_dag(dagbag):
+    """A task declaring a per-node pool (airlift/pools.py) names a node param and a size param
+    its DAG has, so the cluster policy can route every instance."""
+    from airlift.pools import MARK, resolve
+
+    declared = {}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.pool.startswith(f"{MARK}:"):
+                _, kind, node_param, slots_param = task.pool.split(":")
+                assert {node_param, slots_param} <= set(dag.params), (dag.dag_id, task.task_id, task.pool)
+                assert resolve(task.pool, {node_param: "node1", slots_param: 3}).name == f"{kind}:node1"
+                declared.setdefault(dag.dag_id, set()).add(task.task_id)
+    assert declared == {"openvz_to_vpsadminos": {f"move.{t}" for t in (
+        "sync", "sync_zfs", "transfer", "transfer_zfs", "export", "copy_archive", "import")}}

@@ -3,14 +3,14 @@
 # detached from the SSH session, so it outlives a lost connection or a killed worker; one copy
 # at a time; its state on the node, so a retry finds out what happened).
 #   migrate.sh convert STEP [CONVERTER ARGS...]
-#   migrate.sh convert transfer CTID DST PORT SLOTS OWNER START(yes|no)
+#   migrate.sh convert transfer CTID DST PORT OWNER START(yes|no)
 #   migrate.sh zfs-sync  CTID DATASET DST PORT DST_DATASET DELTA_BYTES PASSES
-#   migrate.sh zfs-final CTID DATASET DST PORT DST_DATASET SLOTS OWNER START(yes|no)
+#   migrate.sh zfs-final CTID DATASET DST PORT DST_DATASET OWNER START(yes|no)
 #   migrate.sh export CTID FILE [CONVERTER OPTIONS...]
 #   migrate.sh copy-archive FILE DST PORT DST_FILE
 #   migrate.sh import CTID FILE OWNER CPU_LIMIT(-|percent) START(yes|no)   (on the destination)
 # convert: one `vpsadminos-convert vz6 migrate STEP` (stdin empty: it never waits on a prompt).
-# Its transfer takes a transfer slot, stops the container itself (so the converter hands it over
+# Its transfer stops the container itself (so the converter hands it over
 # stopped), lets the converter sync and hand over, sets the owner's user and starts it there.
 # zfs-sync: `zfs send | ssh root@DST zfs recv -s` passes of the dataset and its descendants
 # while the container runs, each sending what changed during the one before (the first: every
@@ -62,25 +62,6 @@ open_master() {  # open_master USER: USER's master connection, in the background
 
 remote() {  # a command on the destination as root, its argv quoted for the remote shell
     to_dst root -- "$(printf '%q ' "$@")"
-}
-
-take_slot() {  # take_slot SLOTS
-    # One of SLOTS transfer slots on this node (a lock file each, held by fd 9 until the script
-    # ends), so at most SLOTS containers are down at once however many tasks start a transfer.
-    # The wait happens here, in the detached job, not in an Airflow worker.
-    local slots=$1 i
-    [ "$slots" -gt 0 ] || return 0
-    mkdir -p /var/lib/airlift/openvz
-    while :; do
-        for i in $(seq 1 "$slots"); do
-            exec 9> "/var/lib/airlift/openvz/transfer-slot.$i"
-            if flock -n 9; then
-                echo "airlift: transfer slot $i of $slots taken"
-                return 0
-            fi
-        done
-        sleep 1
-    done
 }
 
 settle() {  # settle CTID OWNER START(yes|no): after the handover (the container stopped there)
@@ -206,8 +187,7 @@ case "$mode" in
             vpsadminos-convert vz6 migrate "$step" "$@" < /dev/null
             exit
         fi
-        ctid=$1 dst=$2 port=$3 slots=$4 owner=$5 start=$6
-        take_slot "$slots"
+        ctid=$1 dst=$2 port=$3 owner=$4 start=$5
         down=$(date +%s.%N)
         vzctl stop "$ctid" || exit 1
         vpsadminos-convert vz6 migrate transfer "$ctid" < /dev/null || exit 1
@@ -223,8 +203,7 @@ case "$mode" in
         done
         ;;
     zfs-final)
-        ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 slots=$6 owner=$7 start=$8
-        take_slot "$slots"
+        ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 owner=$6 start=$7
         open_master root
         state=$(remote osctl -j ct show "$ctid" | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
         if [ "$state" = staged ]; then

@@ -90,8 +90,8 @@ class Vz6ConvertOperator(MigrationStepOperator):
         settings = self.settings(context)
         args = ["convert", self.subcommand, *self.arguments(settings)]
         if self.subcommand == "transfer":  # the wrapper stops it, hands it over, sets its owner, starts it
-            args += [settings.destination, str(self.nodes.port or 22), str(settings.transfers_at_once),
-                     self.container["owner"], "yes" if self.container["running"] else "no"]
+            args += [settings.destination, str(self.nodes.port or 22), self.container["owner"],
+                     "yes" if self.container["running"] else "no"]
         return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 
     def job_done(self, context, plan: Plan, result) -> dict:

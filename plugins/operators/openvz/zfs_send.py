@@ -63,7 +63,7 @@ class ZfsSendOperator(MigrationStepOperator):
         if self.mode == "sync":
             args += [str(settings.sync_delta_bytes), str(settings.sync_passes)]
         else:
-            args += [str(settings.transfers_at_once), self.container["owner"],
+            args += [self.container["owner"],
                      "yes" if self.container["running"] else "no"]
         return self.remote_job(context, self.nodes, settings.source, self.script, args, plan)
 

@@ -15,7 +15,7 @@ import pytest
 from lab.core.config import free_port
 from lab.core.nodes import run_in_node
 from lab.core.topology import host
-from lab.demo import START_TIMEOUT, Api, Standalone, dag_visible, wait_for
+from lab.demo import Api, Standalone, open_api, wait_for
 from tests.e2e.openvz_to_vpsadminos import openvz_world, sh, vz_status
 
 pytestmark = [pytest.mark.lab]
@@ -70,18 +70,12 @@ def test_the_fleet_stops_at_a_failed_node_then_moves_both_nodes_in_turn(world, a
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")  # migrated once per test session
     standalone, port = Standalone(home), free_port()
     proc = standalone.start(port, world, {"AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__AIRLIFT__APPROVERS": "admin"})
-    api = Api(port)
 
     def wait(what, probe, timeout, interval=2):
         return wait_for(what, probe, proc, timeout, interval=interval, standalone=standalone)
 
     try:
-        wait(f"the API on port {port}", lambda: api.call("GET", "/api/v2/version", timeout=5)[0] == 200, START_TIMEOUT)
-        wait("the generated admin password", standalone.passwords.exists, 60, interval=1)
-        api.login("admin", standalone.admin_password())
-        for dag_id in (FLEET, NODE_DAG):
-            wait(f"DAG {dag_id} to be parsed", lambda dag_id=dag_id: dag_visible(api, dag_id), 300)
-            api.ok("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        api = open_api(standalone, proc, port, [FLEET, NODE_DAG])
 
         # vz2 first, onto a vpsAdminOS node without room: its run fails; vz1 is not started
         sh(world, "os2", "zfs set quota=1M tank")
@@ -109,6 +103,13 @@ def test_the_fleet_stops_at_a_failed_node_then_moves_both_nodes_in_turn(world, a
         assert [(n["source"], n["state"], [m["ctid"] for m in n["moved"]]) for n in report] == [
             (VZ1, "success", [ON_VZ1]), (VZ2, "success", [ON_VZ2])]
         assert all(m["downtime_seconds"] > 0 for n in report for m in n["moved"])
+        # each destination's transfers went through its own pool, made by the cluster policy
+        for node in (OS1, OS2):
+            pool = api.ok("GET", f"/api/v2/pools/{q('openvz-transfers:' + node)}")
+            assert (pool["slots"], pool["include_deferred"]) == (1, True), pool
+        transfer = api.ok("GET", f"/api/v2/dags/{NODE_DAG}/dagRuns/{q(second['dag_run_id'])}/taskInstances/"
+                                 "move.transfer_zfs/0")
+        assert (transfer["state"], transfer["pool"]) == ("success", f"openvz-transfers:{OS2}")
     finally:
         standalone.stop()
         time.sleep(1)

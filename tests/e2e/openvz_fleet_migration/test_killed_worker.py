@@ -18,7 +18,7 @@ import pytest
 from lab.core.config import free_port
 from lab.core.nodes import bwrap_argv
 from lab.core.topology import host
-from lab.demo import START_TIMEOUT, Api, Standalone, dag_visible, wait_for
+from lab.demo import Standalone, open_api, wait_for
 from tests.e2e.openvz_fleet_migration.test_fleet import os_state, q
 from tests.e2e.openvz_to_vpsadminos import openvz_world
 
@@ -55,23 +55,18 @@ def test_a_killed_worker_leaves_one_transfer_and_the_run_ends_green(world, airfl
     proc = standalone.start(port, world, {"AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__AIRLIFT__APPROVERS": "admin",
                                           "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
                                           "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5"})
-    api = Api(port)
-    # The node's only transfer slot is held, so the transfer job waits on the node (not in the
-    # worker) until the test lets it go: the worker is killed while the job is under way.
+    # The container's vzctl lock is held, so the transfer job waits on the node in `vzctl stop`
+    # (not in the worker) until the test lets it go: the worker is killed while the job is
+    # under way.
     vz1 = world.node_root("vz1")
-    slot = subprocess.Popen(bwrap_argv(vz1, ["bash", "-c", "mkdir -p /var/lib/airlift/openvz && exec flock "
-                                                           "/var/lib/airlift/openvz/transfer-slot.1 sleep 900"]),
+    hold = subprocess.Popen(bwrap_argv(vz1, ["flock", f"/var/lib/lab/vz/{CTID}.lock", "sleep", "900"]),
                             start_new_session=True)
 
     def wait(what, probe, timeout, interval=2):
         return wait_for(what, probe, proc, timeout, interval=interval, standalone=standalone)
 
     try:
-        wait(f"the API on port {port}", lambda: api.call("GET", "/api/v2/version", timeout=5)[0] == 200, START_TIMEOUT)
-        wait("the generated admin password", standalone.passwords.exists, 60, interval=1)
-        api.login("admin", standalone.admin_password())
-        wait(f"DAG {DAG_ID} to be parsed", lambda: dag_visible(api, DAG_ID), 300)
-        api.ok("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        api = open_api(standalone, proc, port, [DAG_ID])
         run_id = api.ok("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {
             "dry_run": False, "source_node": host("vz1").address, "destination_node": host("os1").address,
             "containers": [CTID]}})["dag_run_id"]
@@ -92,7 +87,7 @@ def test_a_killed_worker_leaves_one_transfer_and_the_run_ends_green(world, airfl
             for victim in (pid, parent):  # the task process and the executor's worker process running it
                 os.kill(victim, signal.SIGKILL)
         time.sleep(2)
-        os.killpg(slot.pid, signal.SIGKILL)  # the slot is free: the job goes on
+        os.killpg(hold.pid, signal.SIGKILL)  # the lock is free: the job goes on
 
         state = wait("the run to end", lambda: api.ok("GET", base)["state"] in ("success", "failed")
                      and api.ok("GET", base)["state"], 900, interval=5)
@@ -104,7 +99,7 @@ def test_a_killed_worker_leaves_one_transfer_and_the_run_ends_green(world, airfl
         there = os_state(world, "os1", CTID)
         assert there["state"] == "running" and there["user"] == f"ct{CTID}"
     finally:
-        if slot.poll() is None:
-            os.killpg(slot.pid, signal.SIGKILL)
+        if hold.poll() is None:
+            os.killpg(hold.pid, signal.SIGKILL)
         standalone.stop()
     assert not standalone.pid(), "nothing of the standalone session is left"

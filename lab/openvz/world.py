@@ -1,7 +1,7 @@
 """The OpenVZ world: an OpenVZ Legacy node (vz1) with containers in every layout, a second one
 (vz2, the fleet's: two containers), and the two vpsAdminOS nodes (os1, os2) they are to move to.
 
-`seed(cfg, containers=None, sizes=None)` writes vz1's files on the freshly built node
+`seed(cfg, containers=None, sizes=None, profile="2019")` writes vz1's files on the freshly built node
 (Lab.seed(world="openvz") calls it): /etc/vz/vz.conf, a config per container as vzctl 4
 writes them, the ZFS pool `vz` (dataset vz/private mounted at /vz/private), each container's
 root filesystem where its layout keeps it (lab/core/tools/vzctl.py: a simfs VE_PRIVATE, the tree
@@ -614,13 +614,20 @@ def seed_openvz_node(root: Path, containers=None, sizes=None, table: dict[int, C
     return made
 
 
-def seed(cfg: LabConfig, containers=None, sizes=None) -> dict:
-    """The OpenVZ world on the lab's (already built) vz1, vz2, os1 and os2; see the module doc."""
+def seed(cfg: LabConfig, containers=None, sizes=None, profile: str = "2019") -> dict:
+    """The OpenVZ world on the lab's (already built) vz1, vz2, os1 and os2; see the module doc.
+    `profile` is the era of the converter the OpenVZ nodes install and of osctld on the
+    vpsAdminOS nodes: "2019" (the runbook's) or "2024" (today's)."""
+    from lab.openvz.tools import osctl, vpsadminos_convert
+
+    if profile not in osctl.PROFILES or profile not in vpsadminos_convert.PROFILES:
+        raise ValueError(f"no lab profile {profile!r}: {', '.join(osctl.PROFILES)}")
     made = {}
     for host in HOSTS:
         root = cfg.node_root(host.name)
         if "openvz" in host.roles:
             made[host.name] = seed_openvz_node(root, containers, sizes, NODE_CONTAINERS[host.name])
+            write_file(root / vpsadminos_convert.PROFILE_FILE.lstrip("/"), profile + "\n")
         if host.roles & set(FOREIGN_SIMULATORS):
             prune_tools(root, host.roles & set(FOREIGN_SIMULATORS))
         if "vpsadminos" in host.roles:
@@ -629,5 +636,5 @@ def seed(cfg: LabConfig, containers=None, sizes=None) -> dict:
             if importlib.util.find_spec("lab.openvz.vpsadminos") is not None:
                 from lab.openvz import vpsadminos
 
-                vpsadminos.seed_node(root, pool="tank")
+                vpsadminos.seed_node(root, pool="tank", profile=profile)
     return {"containers": made[OPENVZ_NODE], "nodes": made}

@@ -411,3 +411,25 @@ def test_zfs_cancel_keeps_local_snapshots(node):
     ok(node, f"{cv} sync 104")
     ok(node, f"{cv} cancel 104")
     assert "converter-migrate-base-" in ok(node, "zfs list -H -t snapshot -o name -r vz/private/104")
+
+
+def test_todays_converter_has_no_route_via_and_a_broken_zfs_migrator(node):
+    """The "2024" profile: gem 24.05.0 without --route-via (routed veth needs no network now),
+    its skel as before, and the ZFS migrator failing on the removed migrate_ssh_cmd after it
+    has recorded the sync (so only cancel gets out of it)."""
+    nodes.write_file(node / "etc/lab/converter-profile", "2024\n")
+    cv = "vpsadminos-convert vz6 migrate"
+    assert ok(node, "vpsadminos-convert --version") == "vpsadminos-convert version 24.05.0\n"
+    proc = run(node, "vpsadminos-convert vz6 export --netif-type routed --route-via 10.100.10.0/30 101 r.tar")
+    assert (proc.returncode, proc.err) == (64, "error: invalid option: --route-via\n")
+    ok(node, "vpsadminos-convert vz6 export --netif-type routed 101 r.tar")
+    netif = yaml.safe_load(members(node / "root/r.tar")["config/container.yml"])["net_interfaces"][0]
+    assert "via" not in netif and netif["routes"]["v4"] == ["1.2.3.4/32"]
+    ok(node, f"{cv} stage --zfs --zfs-dataset vz/private/104 --zfs-subdir private --netif-type routed 104 os1")
+    proc = run(node, f"{cv} sync 104")
+    assert (proc.returncode, proc.err) == (1, "error: undefined method `migrate_ssh_cmd' for an instance of "
+                                              "VpsAdminOS::Converter::Vz6::Migrator::Zfs\n")
+    state = json.loads((node / "root/.vpsadminos-converter/104.state").read_text())
+    assert state["step"] == "sync" and ssh_log(node)[1:] == []
+    assert (run(node, f"{cv} sync 104").err, run(node, f"{cv} transfer 104").returncode) == (
+        "error: invalid migration sequence\n", 1)

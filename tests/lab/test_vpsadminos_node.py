@@ -61,8 +61,9 @@ def osctl(hook, command: str, stdin=None, check=True):
     return hook.run(OS1, f"osctl {command}", stdin=stdin, check=check)
 
 
-def skel_tar(ctid: str, group: str = "/default", kind: str = "skel") -> bytes:
-    """A skel archive as the converter sends it (research §3), with a routed /30 netif."""
+def skel_tar(ctid: str, group: str = "/default", kind: str = "skel", via: bool = True) -> bytes:
+    """A skel archive as the converter sends it (research §3), with a routed netif (via a /30
+    unless `via` is off, as today's converter writes it)."""
     files = {
         "metadata.yml": {"type": kind, "format": "", "user": "default", "group": group,
                          "container": ctid, "datasets": [], "exported_at": int(time.time())},
@@ -74,7 +75,8 @@ def skel_tar(ctid: str, group: str = "/default", kind: str = "skel") -> bytes:
             "autostart": None, "nesting": False, "devices": [], "prlimits": [], "mounts": [],
             "net_interfaces": [{"type": "routed", "name": "eth0", "hwaddr": None,
                                 "ip_addresses": {"v4": ["1.2.3.4/32"], "v6": []},
-                                "via": {"v4": {"network": "10.100.10.100/30", "host": None, "ct": None}},
+                                **({"via": {"v4": {"network": "10.100.10.100/30", "host": None, "ct": None}}}
+                                   if via else {}),
                                 "routes": {"v4": ["1.2.3.4/32"], "v6": []}}],
             "cgparams": [{"subsystem": "memory", "name": "memory.limit_in_bytes", "value": [1 << 30]},
                          {"subsystem": "memory", "name": "memory.memsw.limit_in_bytes", "value": [2 << 30]}],
@@ -290,3 +292,54 @@ def test_state_survives_a_lab_restart(lab, hook):
     lab.start()
     assert json.loads(osctl(hook, "-j ct show 108").stdout)["state"] == "staged"
     hook.run(VZ1, f"{RECV} receive cancel 108")
+
+
+def test_todays_osctld_named_keys_tokens_and_groups(lab, hook):
+    """The "2024" profile (os2 switched to it): named keys, `receive skel` printing the token
+    the other receive commands take (kept in the container's send log), routed veth without an
+    interconnect, and the converter's relative group refused."""
+    (lab.node_root("os2") / "etc/lab/osctl-profile").write_text("2024\n")
+
+    def osctl2(command, stdin=None, check=True):
+        return hook.run("127.0.1.42", f"osctl {command}", stdin=stdin, check=check)
+
+    assert osctl2("--version").stdout == "osctl version 24.05.0\n"
+    vz1_key = (lab.node_root("vz1") / "root/.ssh/id_ed25519.pub").read_text().strip()
+    assert osctl2("receive authorized-keys add", stdin=vz1_key + "\n", check=False).exit_status == 64
+    assert osctl2("receive authorized-keys add 'a b'", stdin=vz1_key + "\n", check=False).stderr == (
+        "error: key name must consist only of a-z A-Z 0-9, _-:.\n")
+    osctl2("receive authorized-keys add airlift-vz1", stdin=vz1_key + "\n")
+    again = osctl2("receive authorized-keys add airlift-vz1", stdin=vz1_key + "\n", check=False)
+    assert again.stderr == "error: key 'airlift-vz1' already exists\n"
+    listed = json.loads(osctl2("-j receive authorized-keys ls").stdout)
+    assert [(k["name"], k["pubkey"]) for k in listed] == [("airlift-vz1", vz1_key)]
+    assert osctl2("receive authorized-keys ls").stdout.split()[:7] == [
+        "NAME", "PUBKEY", "FROM", "CTID", "PASSPHRASE", "SINGLE_USE", "IN_USE"]
+    deployed = (lab.node_root("os2") / "run/osctl/send-receive/authorized_keys").read_text()
+    assert deployed == f'command="/usr/local/sbin/osctl-ct-receive",restrict {vz1_key}\n'
+    recv = "ssh -l osctl-ct-receive os2"
+    usage = hook.run(VZ1, f"{recv} receive", check=False)
+    assert usage.exit_status == 1 and usage.stderr.startswith("Usage:\n  receive skel [pool|- [passphrase]]\n")
+
+    (lab.node_root("vz1") / "tmp/skel-relative.tar").write_bytes(skel_tar("105", group="default", via=False))
+    refused = hook.run(VZ1, f"{recv} receive skel < /tmp/skel-relative.tar", check=False)
+    assert (refused.exit_status, refused.stderr) == (1, "Error: group name has to start with /\n")
+    assert osctl2("ct show 105", check=False).exit_status == 1
+
+    (lab.node_root("vz1") / "tmp/skel-105.tar").write_bytes(skel_tar("105", via=False))
+    token = hook.run(VZ1, f"{recv} receive skel - < /tmp/skel-105.tar").stdout.strip()
+    assert len(token) == 40 and int(token, 16) >= 0
+    kept = yaml.safe_load((lab.node_root("os2") / "tank/conf/ct/105.yml").read_text())
+    assert kept["send_log"]["token"] == token
+    by_id = hook.run(VZ1, f"zfs send vz/private/101@migrate-base | {recv} receive base 105 / migrate-base",
+                     check=False)
+    assert by_id.stderr.endswith("Error: container not found\n")
+    hook.run(VZ1, f"zfs send vz/private/101@migrate-base | {recv} receive base {token} / migrate-base")
+    assert hook.run(VZ1, f"{recv} receive transfer 105 start", check=False).stderr == "Error: container not found\n"
+    hook.run(VZ1, f"{recv} receive transfer {token} start")
+    done = json.loads(osctl2("-j ct show 105").stdout)
+    assert done["state"] == "running" and "send_log" not in yaml.safe_load(
+        (lab.node_root("os2") / "tank/conf/ct/105.yml").read_text())
+    netif = json.loads(osctl2("-j ct netif ls 105").stdout)[0]
+    assert (netif["type"], netif["via"], netif["ip_addresses"]) == ("routed", {}, {"4": ["1.2.3.4/32"], "6": []})
+    assert hook.run(VZ1, f"{recv} receive transfer {token}", check=False).stderr == "Error: container not found\n"

@@ -20,13 +20,19 @@ survives a lab restart.
 A container's rootfs is /<pool>/ct/<id>/private (the dataset's mountpoint + private/).
 Containers are never run: `ct start` sets the state (vpsAdminOS containers write nothing).
 
-The profile is the one place the eras differ; today only "2019" exists: osctl 19.03.0 as it
+The profile is the one place the eras differ. "2019" (the default): osctl 19.03.0 as it
 was from 2019-06-25 (SSH user osctl-ct-receive, commands taking [pool:]<ctid>, `skel`
 printing nothing, keys without names listed as INDEX KEY), with group names as paths
 (since 2018-03: an archive's group `default` is refused with `group name has to start
 with /`, as osctld did; `--as-group /default` is the way round on import) and routed veth
 with interconnecting `via` networks (osctld before 2018-09-25: /30 for IPv4, /126 for
-IPv6, the host the first address, the container the second).
+IPv6, the host the first address, the container the second). "2024": today's osctld
+(24.05.0): `receive skel [pool|- [passphrase]]` prints a 40-hex token, kept in the
+container's send log (`send_log.token` of /<pool>/conf/ct/<id>.yml, as osctld keeps it) and
+taken by base|incremental|transfer|cancel instead of the id; named keys (`authorized-keys add
+<name>`, ls NAME PUBKEY ..., del <name>; stored one `name key` a line); routed veth via the
+host's osrtr0 (255.255.255.254), no interconnecting networks; an archive's group `default`
+refused (`group name has to start with /`), on import and on `receive skel`.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tarfile
@@ -67,6 +74,18 @@ PROFILES = {
         "keys": "index",            # authorized-keys add (no name), ls INDEX KEY, del <index>
         "routed": "via",            # routed veth with an interconnecting network per family
     },
+    # Today's osctld (vpsadminos HEAD 2024-10, research/vpsadminos.md): `receive skel` prints a
+    # token (osctld keeps it in the container's send log) and the other receive commands take
+    # it; keys have names; routed veth goes via the host's osrtr0 (no interconnecting
+    # networks); an archive's group must be a path (the converter's `default` is refused).
+    "2024": {
+        "version": "24.05.0",
+        "path_groups": True,
+        "relative_archive_groups": False,
+        "receive": "token",
+        "keys": "named",
+        "routed": "osrtr0",
+    },
 }
 
 RECEIVE_USER = "osctl-ct-receive"
@@ -79,6 +98,13 @@ NAME_RX = re.compile(r"^[a-z0-9_-]{1,100}$", re.I)
 CPU_PERIOD = 100000
 
 RECEIVE_USAGE = {
+    "token": """Usage:
+  receive skel [pool|- [passphrase]]
+  receive base <token> <dataset> [snapshot]
+  receive incremental <token> <dataset> [snapshot]
+  receive transfer <token> [start]
+  receive cancel <token>
+""",
     "ctid": """Usage:
   receive skel [pool]
   receive base [pool:]<id> <dataset> [snapshot]
@@ -288,7 +314,9 @@ class Node:
 
     def deploy_keys(self) -> None:
         """osctld's KeyChain#deploy: every pool's keys, each with the forced command."""
-        lines = [f'command="{HOOK}",restrict {key}' for pool in self.pools() for key in self.keys(pool)]
+        named = profile(self)["keys"] == "named"
+        lines = [f'command="{HOOK}",restrict {key.split(" ", 1)[1] if named else key}'
+                 for pool in self.pools() for key in self.keys(pool)]
         toolbox.write(self.path(AUTHORIZED_KEYS), "".join(line + "\n" for line in lines), 0o400)
 
 
@@ -968,8 +996,8 @@ def cmd_receive(node: Node, g: dict, args: list[str]) -> int:
         raise UsageError("missing command: receive authorized-keys add|ls|del|set")
     sub, args = args[0], args[1:]
     pool = node.pool(g["pool"])
-    if profile(node)["keys"] != "index":  # pragma: no cover - the next profile's named keys
-        raise OsctlError("lab: this profile's key forms are not simulated yet")
+    if profile(node)["keys"] == "named":
+        return _named_keys(node, g, pool, sub, args)
     with node.lock():
         keys = node.keys(pool)
         if sub in ("ls", "list"):
@@ -993,6 +1021,43 @@ def cmd_receive(node: Node, g: dict, args: list[str]) -> int:
             except ValueError:
                 index = 0  # Ruby's to_i
             node.save_keys(pool, [k for i, k in enumerate(keys) if i != index])
+            return 0
+    raise UsageError(f"Unknown command 'receive authorized-keys {sub}'")
+
+
+KEY_NAME_RX = re.compile(r"^[a-zA-Z0-9_\-:.]{1,}$")
+
+
+def _named_keys(node: Node, g: dict, pool: str, sub: str, args: list[str]) -> int:
+    """`osctl receive authorized-keys` since 2020-09: add [options] <name> (the key on stdin),
+    ls, del <name>; stored as `name key` lines."""
+    with node.lock():
+        keys = dict(line.split(" ", 1) for line in node.keys(pool))
+        if sub in ("ls", "list"):
+            o, rest = _opts(args, LIST_SPEC, LIST_LONG)
+            rows = [{"name": n, "pubkey": k, "from": None, "ctid": None, "passphrase": None, "single_use": False,
+                     "in_use": False} for n, k in keys.items()]
+            print_list(_list_opts(g, o), rows, ["name", "pubkey", "from", "ctid", "passphrase", "single_use",
+                                                "in_use"])
+            return 0
+        if sub in ("add", "new"):
+            o, rest = _opts(args, "", ["ctid=", "from=", "single-use", "passphrase="])
+            _need(rest, "name")
+            name = rest[0]
+            if not KEY_NAME_RX.match(name):
+                raise OsctlError("key name must consist only of a-z A-Z 0-9, _-:.")
+            if name in keys:
+                raise OsctlError(f"key '{name}' already exists")
+            line = sys.stdin.readline().strip()
+            if not line:
+                raise OsctlError("no public key given on stdin")
+            node.save_keys(pool, [f"{n} {k}" for n, k in keys.items()] + [f"{name} {line}"])
+            return 0
+        if sub in ("del", "delete"):
+            _need(args, "name")
+            if args[0] not in keys:
+                raise OsctlError(f"key '{args[0]}' not found")
+            node.save_keys(pool, [f"{n} {k}" for n, k in keys.items() if n != args[0]])
             return 0
     raise UsageError(f"Unknown command 'receive authorized-keys {sub}'")
 
@@ -1054,6 +1119,16 @@ def _parse_pool_id(args: list[str]) -> tuple[str | None, str]:
     return None, args[0]
 
 
+def _by_token(node: Node, args: list[str]) -> tuple[str | None, str]:
+    """(pool, id) of the container whose send log holds the token (osctld's Tokens registry)."""
+    if not args:
+        raise ReceiveUsage
+    for cfg in node.cts(node.pools()):
+        if (cfg.get("send_log") or {}).get("token") == args[0]:
+            return cfg["pool"], cfg["id"]
+    raise OsctlError("container not found")
+
+
 def _staged(node: Node, pool: str | None, ctid: str, step: str) -> dict:
     try:
         cfg = node.find_ct(pool, ctid)
@@ -1090,10 +1165,9 @@ def receive(node: Node, cmdline: str | None, stdin) -> int:
             "skel", "base", "incremental", "transfer", "cancel"):
         raise ReceiveUsage
     step, args = args[1], args[2:]
-    if prof["receive"] != "ctid":  # pragma: no cover - the next profile's tokens
-        raise OsctlError("lab: this profile's receive protocol is not simulated yet")
+    tokens = prof["receive"] == "token"
     if step == "skel":
-        pool = node.pool(args[0] if args and args[0] else None)
+        pool = node.pool(args[0] if args and args[0] and args[0] != "-" else None)
         with tempfile.TemporaryFile() as f:
             shutil.copyfileobj(stdin, f)
             f.seek(0)
@@ -1109,12 +1183,16 @@ def receive(node: Node, cmdline: str | None, stdin) -> int:
             with node.lock():
                 cfg = stage_ct(node, pool, archive, meta, staged=True)
                 cfg["send_log"] = new_send_log()
+                if tokens:
+                    cfg["send_log"]["token"] = secrets.token_hex(20)
                 node.save_ct(cfg)
+        if tokens:
+            toolbox.out(cfg["send_log"]["token"])
         return 0
     if step in ("base", "incremental"):
         if len(args) < 2:
             raise ReceiveUsage
-        pool, ctid = _parse_pool_id(args)
+        pool, ctid = _by_token(node, args) if tokens else _parse_pool_id(args)
         with node.lock():
             cfg = _staged(node, pool, ctid, step)
             ds = cfg["dataset"] if args[1] == "/" else f"{cfg['dataset']}/{args[1]}"
@@ -1130,7 +1208,7 @@ def receive(node: Node, cmdline: str | None, stdin) -> int:
                 cfg["send_log"]["snapshots"].append([ds, args[2]])
             node.save_ct(cfg)
         return 0
-    pool, ctid = _parse_pool_id(args)
+    pool, ctid = _by_token(node, args) if tokens else _parse_pool_id(args)
     with node.lock():
         cfg = _staged(node, pool, ctid, "transfer" if step == "transfer" else "cancel")
         _destroy_recorded(node, cfg)
@@ -1148,7 +1226,7 @@ def receive_main(argv: list[str]) -> int:
     try:
         return receive(node, os.environ.get("SSH_ORIGINAL_COMMAND"), sys.stdin.buffer)
     except ReceiveUsage:
-        sys.stderr.write(RECEIVE_USAGE["ctid"])
+        sys.stderr.write(RECEIVE_USAGE[profile(node)["receive"]])
         return 1
     except OsctlError as e:
         toolbox.err(f"Error: {e}")

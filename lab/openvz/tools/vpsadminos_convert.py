@@ -6,8 +6,8 @@ the PATH (/usr/local/bin/vpsadminos-convert) only by `gem install vpsadminos-con
 Profile: the converter of the runbook's time (seed 003, research/vpsadminos.md §1): the
 pre-2020 receive protocol with container ids, `--route-via` for routed veth, ZFS migration
 working through the `send_ssh_cmd` form. The era's differences sit in PROFILES, chosen by
-/etc/lab/converter-profile (default "2019"); a second profile (today's converter: tokens, no
---route-via) is one more row there plus the branches reading its keys.
+/etc/lab/converter-profile (default "2019"); "2024" is today's gem (no --route-via, still
+container ids in the receive commands, the ZFS migrator's NoMethodError).
 
 Commands (GLI: options precede arguments; `error: <msg>` on stderr, exit 1; a bad command line
 -- unknown option, missing argument, a --route-via error -- exit 64 with the command's help):
@@ -103,6 +103,18 @@ PROFILES = {
         "route_via": True,            # --route-via/--route-host-addr/--route-ct-addr exist
         "receive_user": "osctl-ct-receive",
         "receive_by": "ctid",         # receive base|incremental|transfer|cancel <ctid>
+        "zfs_send_cmd": True,         # the ZFS migrator builds its receive command
+    },
+    # Today's gem (24.05.0, vpsadminos HEAD): --route-via and friends are gone (2018-09); it
+    # still sends container ids where osctld now wants tokens (it never read the token
+    # `receive skel` prints), and its ZFS migrator calls `migrate_ssh_cmd`, removed in 2019-06
+    # (NoMethodError on the first stream).
+    "2024": {
+        "version": "24.05.0",
+        "route_via": False,
+        "receive_user": "osctl-ct-receive",
+        "receive_by": "ctid",
+        "zfs_send_cmd": False,
     },
 }
 DEFAULT_PROFILE = "2019"
@@ -490,13 +502,14 @@ def convert(vz_ct, netif_opts):
             ips = [ip for ip in all_ips if ip.version == ip_v]
             netif["ip_addresses"][f"v{ip_v}"] = [ip.with_prefixlen for ip in ips]
             if netif["type"] == "routed":
-                if ips and ip_v not in netif_opts["via"]:
+                if ips and ip_v not in netif_opts["via"] and profile()["route_via"]:
                     raise RouteViaMissing(ip_v)
                 routes[f"v{ip_v}"] = [ip.with_prefixlen for ip in ips]
         if netif["type"] == "bridge":
             netif["link"] = netif_opts["link"]
         else:
-            netif["via"] = {f"v{v}": net for v, net in sorted(netif_opts["via"].items())}
+            if profile()["route_via"]:  # today's: routed via the host's osrtr0, no network
+                netif["via"] = {f"v{v}": net for v, net in sorted(netif_opts["via"].items())}
             netif["routes"] = routes
         netifs.append(netif)
     devices = [d.to_ct_device() for d in config.consume("DEVICES")] if "DEVICES" in config else []
@@ -987,6 +1000,9 @@ class ZfsMigrator(Migrator):
 
     def send(self, ds, rel, base_snap, snap, from_snap=None):
         """zfs send [-c] -p -L -v [-I @from] ds@snap | ssh ... receive base|incremental."""
+        if not profile()["zfs_send_cmd"]:
+            raise Fail("undefined method `migrate_ssh_cmd' for an instance of "
+                       "VpsAdminOS::Converter::Vz6::Migrator::Zfs")
         send = ["zfs", "send"] + (["-c"] if self.opts.get("zfs_compressed_send") else [])
         send += ["-p", "-L", "-v"] + (["-I", f"@{from_snap}"] if from_snap else [])
         send.append(f"{ds}@{snap}")

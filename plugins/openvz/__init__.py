@@ -17,3 +17,20 @@ IMPORT_SUBDIR = "airlift-import"
 def export_path(ctid: int) -> str:
     """The offline path's archive of a container on the OpenVZ node."""
     return f"{EXPORT_DIR}/{int(ctid)}.tar"
+
+# osctld's receive protocol by its version (research vpsadminos.md, history table): before
+# 2020-09 container ids ("ids": the runbook's, with /30 interconnect networks in the era the
+# lab's 2019 profile keeps); since then tokens ("tokens": today's osctld, routed veth via
+# osrtr0, named receive keys).
+TOKENS_SINCE = (20, 9)
+
+
+def receive_protocol(version: str) -> str:
+    """"ids" or "tokens", from a `vpsadminos-convert --version` or `osctl --version` line
+    (`... version 19.03.0`); ValueError when the line has no version."""
+    import re
+
+    m = re.search(r"(\d+)\.(\d+)\.\d+", version or "")
+    if not m:
+        raise ValueError(f"cannot tell the version of {version!r}")
+    return "ids" if (int(m.group(1)), int(m.group(2))) < TOKENS_SINCE else "tokens"

@@ -15,10 +15,6 @@ VPSFREE_REPO = ("[vpsfree]\nname=vpsFree.cz package repository\nbaseurl=http://r
                 "enabled=1\ngpgcheck=0\n")
 GEM_INSTALL = ["gem", "install", "--source", "https://rubygems.vpsfree.cz", "--prerelease", "vpsadminos-converter",
                "libosctl"]
-# Converter versions -> the receive protocol they speak (research vpsadminos.md, history table):
-# before 2020-09 container ids and /30 interconnect networks (--route-via, until 2018-09 in
-# upstream; the lab's profile keeps both, as seed 003 describes them); later tokens.
-IDS_PROTOCOL_BEFORE = (20, 9)
 
 
 class DiscoverOperator(MigrationStepOperator):
@@ -44,6 +40,16 @@ class DiscoverOperator(MigrationStepOperator):
             raise StepError(f"{settings.source} has no vzlist: not an OpenVZ node")
         if nodes.run(settings.destination, "command -v osctl", check=False).exit_status:
             raise StepError(f"{settings.destination} has no osctl: not a vpsAdminOS node")
+        osctl = nodes.osctl(settings.destination, ["--version"]).stdout.strip()
+        era = protocol(osctl)
+        if era == "tokens" and not settings.offline:
+            raise StepError(
+                f"osctld on {settings.destination} ({osctl}) is today's: its receive takes tokens, routes veth "
+                "via osrtr0 and refuses the group `default`. No converter can stage a container there (the "
+                "converter's skel carries that group and its receive commands send container ids), so the "
+                "live path cannot run. Trigger with path: offline (vz6 export and osctl ct import, which work "
+                "with it).")
+        self.log.info("%s: %s, the %s receive protocol", settings.destination, osctl, era)
         listed = {int(ct["ctid"]): ct for ct in nodes.vzlist(settings.source)}
         wanted = settings.containers or tuple(sorted(listed))
         mountpoints = nodes.zfs_filesystems(settings.source)
@@ -66,6 +72,7 @@ class DiscoverOperator(MigrationStepOperator):
                   "addresses": cts.addresses(conf), "nameservers": conf.get("NAMESERVER", "").split(),
                   "disk_quota": cts.disk_quota_bytes(conf), "cpu_limit": cts.cpu_limit(conf),
                   "owner": settings.owner(ctid), "migrated": migrated.strip() if migrated else None,
+                  "protocol": era,
                   "refused": ([where["refused"]] if "refused" in where else []) + cts.refusals(conf)}
             ct["size"] = self._size(settings.source, ct)
             found.append(ct)
@@ -166,20 +173,19 @@ class ConverterInstalledOperator(MigrationStepOperator):
 
 
 def protocol(version: str) -> str:
-    """"ids" (container ids, /30 networks: the runbook's) or "tokens" (osctld since 2020-09), from
-    a `vpsadminos-convert --version` or `osctl --version` line (`... v19.07.0`)."""
-    import re
+    """The receive protocol a version line speaks (openvz.receive_protocol), as a step error."""
+    from openvz import receive_protocol
 
-    m = re.search(r"(\d+)\.(\d+)\.\d+", version or "")
-    if not m:
-        raise StepError(f"cannot tell the version of {version!r}")
-    return "ids" if (int(m.group(1)), int(m.group(2))) < IDS_PROTOCOL_BEFORE else "tokens"
+    try:
+        return receive_protocol(version)
+    except ValueError as exc:
+        raise StepError(str(exc)) from exc
 
 
 class SshKeysOperator(MigrationStepOperator):
     """The OpenVZ node's root key (made when it has none) authorised on the vpsAdminOS node
-    twice: for osctld's receive (`osctl receive authorized-keys add`) and for root, in
-    /etc/ssh/authorized_keys.d/root. The runbook asks root's only for simfs and ploop (rsync);
+    twice: for osctld's receive (`osctl receive authorized-keys add`, named `airlift-<source>`
+    on today's osctld) and for root, in /etc/ssh/authorized_keys.d/root. The runbook asks root's only for simfs and ploop (rsync);
     the DAG's ZFS streams go to `zfs recv -s` as root too (resumable receives, which osctld's
     receive does not offer), so every layout needs it. Checked by logging in from the source."""
 
@@ -214,7 +220,10 @@ class SshKeysOperator(MigrationStepOperator):
             self.nodes.run(src, "ssh-keygen -q -t rsa -b 4096 -N '' -f /root/.ssh/id_rsa")
             key = self._key(src)
         if key.split()[1] not in self.nodes.osctl(dst, ["receive", "authorized-keys", "ls"]).stdout:
-            self.nodes.osctl(dst, ["receive", "authorized-keys", "add"], stdin=key + "\n")
+            # osctld since 2020-09 names its keys; before, `add` took none
+            osctl = self.nodes.osctl(dst, ["--version"]).stdout
+            name = [f"airlift-{src}"] if protocol(osctl) == "tokens" else []
+            self.nodes.osctl(dst, ["receive", "authorized-keys", "add", *name], stdin=key + "\n")
         if key.split()[1] not in (self.nodes.read_file(dst, "/etc/ssh/authorized_keys.d/root") or ""):
             self.nodes.run(dst, "mkdir -p /etc/ssh/authorized_keys.d && cat >> /etc/ssh/authorized_keys.d/root && "
                                 "chmod 600 /etc/ssh/authorized_keys.d/root", stdin=key + "\n")

@@ -12,9 +12,10 @@ VZ1, OS1 = host("vz1").address, host("os1").address
 MOVABLE = (101, 102, 103, 104, 105)
 REFUSED = (106, 107, 108)
 RUNNING = (101, 102, 104, 106, 107, 108)
-# What a running OpenVZ container writes by itself (lab/openvz/runtime.py), and what the run's
-# remote jobs keep: left out of "nothing changed".
-LIVE = ("/var/log/lab-ct/", "/var/lib/lab-ct/", "var/lib/airlift/jobs/", "var/lib/lab/zfs/lock")
+# What a running OpenVZ container writes by itself (lab/openvz/runtime.py), what the run's
+# remote jobs keep, and lock files (empty, made by the first flock): left out of "nothing
+# changed".
+LIVE = ("/var/log/lab-ct/", "/var/lib/lab-ct/", "var/lib/airlift/jobs/", "var/lib/lab/zfs/lock", ".lock")
 SKIP_DIRS = ("tmp", "proc", "dev", "usr", "run")
 
 

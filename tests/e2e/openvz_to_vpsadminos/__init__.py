@@ -58,3 +58,32 @@ def os_state(lab, ctid: int) -> dict | None:
 
 def vz_status(lab, ctid: int) -> str:
     return sh(lab, "vz1", f"vzctl status {ctid}").strip()
+
+
+def assert_moved_offline(lab, conf: dict, moved: dict[int, bool]) -> dict[str, str]:
+    """Run the offline path with the review approved and check each of `moved` ({ctid:
+    running}) went through export, copy and import, verified and cleaned up: on os1 in its
+    state with its owner's user and /default, the source kept stopped. The run's task states."""
+    from tests.helpers import run_dag
+
+    state, tasks, answered = run_dag(DAG_ID, conf, answers={"review": "Approve"})
+    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
+    assert answered == [("review", "Approve")]
+    for ctid, running in moved.items():
+        for task in ("export", "copy_archive", "import", "verify", "cleanup"):
+            assert tasks[f"move.{task}[CT {ctid}]"] == "success", (task, ctid)
+        there = os_state(lab, ctid)
+        assert there["state"] == ("running" if running else "stopped"), ctid
+        assert there["user"] == f"ct{ctid}" and there["group"] == "/default"
+        assert vz_status(lab, ctid).endswith("exist unmounted down"), "the source is kept, stopped"
+    return tasks
+
+
+def assert_second_run_changes_nothing(lab, conf: dict, ctids) -> None:
+    from tests.helpers import run_dag
+
+    before = fingerprint(lab)
+    state, tasks, _ = run_dag(DAG_ID, conf, answers={"review": "Approve"})
+    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
+    assert {tasks[f"prepare.preflight[CT {c}]"] for c in ctids} == {"skipped"}
+    assert changed(before, fingerprint(lab)) == []

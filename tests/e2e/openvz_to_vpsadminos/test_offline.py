@@ -15,7 +15,17 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.openvz_to_vpsadminos import DAG_ID, changed, conf, fingerprint, openvz_world, os_state, sh, vz_status
+from tests.e2e.openvz_to_vpsadminos import (
+    DAG_ID,
+    assert_moved_offline,
+    assert_second_run_changes_nothing,
+    changed,
+    conf,
+    fingerprint,
+    openvz_world,
+    os_state,
+    sh,
+)
 from tests.helpers import node_shim, run_dag, task_result
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
@@ -50,16 +60,8 @@ def test_plan_mode_changes_nothing(world):
 
 
 def test_the_offline_run_moves_a_stopped_simfs_and_a_running_zfs_container(world):
-    state, tasks, answered = run_dag(DAG_ID, offline(), answers={"review": "Approve"})
-    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
-    assert answered == [("review", "Approve")]
-    for ctid, running in ((SIMFS, False), (ZFS, True)):
-        for task in ("export", "copy_archive", "import", "verify", "cleanup"):
-            assert tasks[f"move.{task}[CT {ctid}]"] == "success", (task, ctid)
-        there = os_state(world, ctid)
-        assert there["state"] == ("running" if running else "stopped"), ctid
-        assert there["user"] == f"ct{ctid}" and there["group"] == "/default"
-        assert vz_status(world, ctid).endswith("exist unmounted down"), "the source is kept, stopped"
+    assert_moved_offline(world, offline(), {SIMFS: False, ZFS: True})
+    for ctid in (SIMFS, ZFS):
         assert sh(world, "vz1", f"cat /var/lib/airlift/openvz/migrated/{ctid}").startswith("127.0.1.41 ")
     assert sh(world, "os1", f"zfs list -H -o name -r tank/ct/{ZFS}").split() == [f"tank/ct/{ZFS}", f"tank/ct/{ZFS}/data"]
     imported = task_result(DAG_ID, "move.import", map_index=1)
@@ -71,11 +73,7 @@ def test_the_offline_run_moves_a_stopped_simfs_and_a_running_zfs_container(world
 
 
 def test_a_second_run_changes_nothing(world):
-    before = fingerprint(world)
-    state, tasks, _ = run_dag(DAG_ID, offline(), answers={"review": "Approve"})
-    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
-    assert {tasks[f"prepare.preflight[CT {c}]"] for c in (SIMFS, ZFS)} == {"skipped"}
-    assert changed(before, fingerprint(world)) == []
+    assert_second_run_changes_nothing(world, offline(), (SIMFS, ZFS))
 
 
 def test_a_cut_copy_continues_from_what_arrived(world):

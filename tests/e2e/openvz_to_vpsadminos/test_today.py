@@ -10,7 +10,16 @@ import json
 
 import pytest
 
-from tests.e2e.openvz_to_vpsadminos import DAG_ID, changed, conf, fingerprint, openvz_world, os_state, sh, vz_status
+from tests.e2e.openvz_to_vpsadminos import (
+    DAG_ID,
+    assert_moved_offline,
+    assert_second_run_changes_nothing,
+    changed,
+    conf,
+    fingerprint,
+    openvz_world,
+    sh,
+)
 from tests.helpers import run_dag, task_result
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
@@ -38,16 +47,8 @@ def test_the_live_path_is_refused_before_anything_changes(world):
 
 
 def test_the_offline_run_moves_both_with_todays_tools(world):
-    state, tasks, answered = run_dag(DAG_ID, offline(), answers={"review": "Approve"})
-    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
-    assert answered == [("review", "Approve")]
-    for ctid, running in ((SIMFS, False), (ZFS, True)):
-        for task in ("export", "copy_archive", "import", "verify", "cleanup"):
-            assert tasks[f"move.{task}[CT {ctid}]"] == "success", (task, ctid)
-        there = os_state(world, ctid)
-        assert there["state"] == ("running" if running else "stopped"), ctid
-        assert there["user"] == f"ct{ctid}" and there["group"] == "/default"
-        assert vz_status(world, ctid).endswith("exist unmounted down"), "the source is kept, stopped"
+    assert_moved_offline(world, offline(), {SIMFS: False, ZFS: True})
+    for ctid in (SIMFS, ZFS):
         netif = json.loads(sh(world, "os1", f"osctl -j ct netif ls {ctid}"))[0]
         assert (netif["type"], netif["via"]) == ("routed", {}), "routed via osrtr0, no interconnect network"
     assert task_result(DAG_ID, "prepare.network", map_index=0)["via"] == {}
@@ -58,8 +59,4 @@ def test_the_offline_run_moves_both_with_todays_tools(world):
 
 
 def test_a_second_run_changes_nothing(world):
-    before = fingerprint(world)
-    state, tasks, _ = run_dag(DAG_ID, offline(), answers={"review": "Approve"})
-    assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
-    assert {tasks[f"prepare.preflight[CT {c}]"] for c in (SIMFS, ZFS)} == {"skipped"}
-    assert changed(before, fingerprint(world)) == []
+    assert_second_run_changes_nothing(world, offline(), (SIMFS, ZFS))

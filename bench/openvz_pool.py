@@ -167,13 +167,21 @@ def main(argv: list[str] | None = None) -> int:
         base = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
         state = wait_for("the run to end", lambda: api.ok("GET", base)["state"] in ("success", "failed")
                          and api.ok("GET", base)["state"], proc, 7200, interval=5, standalone=standalone)
-        tis = api.ok("GET", f"{base}/taskInstances?limit=1000")["task_instances"]
+        tis = []  # the API pages at 100 ([api] maximum_page_limit)
+        while len(tis) < args.containers:
+            page = api.ok("GET", f"{base}/taskInstances?limit=100&offset={len(tis)}")["task_instances"]
+            if not page:
+                break
+            tis += page
         if state != "success":
             print(f"  run {state}: {sorted({t['state'] for t in tis})}; logs under {home / 'logs'}")
             return 1
         pool = api.ok("GET", f"/api/v2/pools/openvz-transfers:{dest}")
         print(f"  pool {pool['name']}: {pool['slots']} slots, deferred counted: {pool['include_deferred']}")
         tasks = [(seconds(t["start_date"]), seconds(t["end_date"])) for t in tis]
+        if len(tasks) != args.containers:
+            print(f"  the run has {len(tasks)} transfer tasks, expected {args.containers}")
+            return 1
         streams = []
         jobs = lab.node_root("vz1") / "var/lib/airlift/jobs"
         for output in jobs.glob(f"{DAG_ID}.transfer.*/output"):

@@ -51,7 +51,9 @@ with DAG(
         "window_timezone": Param("Europe/Prague", type="string", title="Window time zone"),
         "transfer_rate_mib": Param(100, type="integer", minimum=1, title="Transfer rate (MiB/s)",
                                    description="A transfer starts only when the window has the time it needs at this rate."),
-        "transfers_at_once": Param(1, type="integer", minimum=1, maximum=32, title="Transfers at once per node"),
+        "transfers_at_once": Param(1, type="integer", minimum=1, maximum=32, title="Transfers at once per node",
+                                   description="Streams into each vpsAdminOS node at once: the size of its pool "
+                                               "openvz-transfers:<node> (Admin > Pools)."),
     },
 ) as dag:
     FleetMigrationOperator(task_id="migrate_nodes", step="fleet.node-by-node",

@@ -150,6 +150,9 @@ def install_tools(root: Path) -> None:
             installed[program.name] = program
             shutil.copy(program, lib / program.name)
             (lib / program.name).chmod(0o755)
+    for product in products():
+        for name, module in getattr(product, "LIBRARIES", {}).items():
+            shutil.copy(module, lib / name)
     for name, program in TOOLS.items():
         link = root / "usr/local/sbin" / name
         if link.is_symlink() or link.exists():

@@ -15,9 +15,9 @@ from __future__ import annotations
 import threading
 
 from lab.core.config import LabConfig
-from lab.openvz.tools import TOOLS, TOOLS_DIR
+from lab.openvz.tools import LIBRARIES, TOOLS, TOOLS_DIR
 
-__all__ = ["TOOLS", "TOOLS_DIR", "connections", "seed_world", "start_daemons"]
+__all__ = ["LIBRARIES", "TOOLS", "TOOLS_DIR", "connections", "seed_world", "start_daemons"]
 
 
 def start_daemons(cfg: LabConfig, stopping: threading.Event) -> None:

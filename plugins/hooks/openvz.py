@@ -77,13 +77,20 @@ class OpenVzNodesHook(NodeHook):
         return result.stdout.strip() if result.ok else None
 
     def migration_step(self, host: str, ctid: int) -> str | None:
-        """The step the converter's state file records for `ctid` (stage, sync, transfer), or None."""
-        text = self.read_file(host, f"{STATE_DIR}/{int(ctid)}.state")
-        if text is None:
+        """The step the converter's state file records for `ctid` (stage, sync, transfer), or
+        None. The file is Ruby's Marshal dump of the converter's state (read as base64: it is
+        binary)."""
+        import base64
+
+        from openvz.marshal import loads
+
+        path = shlex.quote(f"{STATE_DIR}/{int(ctid)}.state")
+        result = self.run(host, f"base64 -w0 -- {path} 2>/dev/null || echo __airlift_missing__ >&2", check=False)
+        if "__airlift_missing__" in result.stderr:
             return None
         try:
-            return json.loads(text)["step"]
-        except (ValueError, KeyError, TypeError) as exc:
+            return str(loads(base64.b64decode(result.stdout))["step"])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise StepError(f"{host}: cannot read the converter's state of container {ctid}: {exc}") from exc
 
     # -- osctl ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -153,6 +152,13 @@ def ok(node: Path, command: str, stdin: bytes | None = None) -> str:
 def members(path: Path) -> dict[str, bytes | None]:
     with tarfile.open(path) as tar:
         return {m.name: (tar.extractfile(m).read() if m.isfile() else None) for m in tar}
+
+
+def converter_state(path: Path) -> dict:
+    """The converter's state file (Ruby Marshal), as the DAG reads it."""
+    from openvz.marshal import loads
+
+    return loads(path.read_bytes())
 
 
 def ssh_log(node: Path) -> list[str]:
@@ -324,7 +330,7 @@ def test_state_machine_and_simfs_migration(node):
     assert (meta["type"], meta["format"], meta["datasets"]) == ("skel", "", [])
     state_dir = node / "root/.vpsadminos-converter"
     assert state_dir.stat().st_mode & 0o777 == 0o700
-    state = json.loads((state_dir / "101.state").read_text())
+    state = converter_state(state_dir / "101.state")
     assert (state["step"], state["opts"]["port"], state["opts"]["dst"]) == ("stage", 2222, "os1")
     assert sorted(p.name for p in state_dir.iterdir()) == ["101.state"]
 
@@ -381,7 +387,7 @@ def test_zfs_migration_sends_all_snapshots_and_cleans_up(node):
     ok(node, f"{cv} stage --zfs --zfs-dataset vz/private/104 --zfs-subdir private 104 os1")
     out = ok(node, f"{cv} sync 104")
     assert out == "> Syncing /\n> Syncing sub\n"
-    state = json.loads((node / "root/.vpsadminos-converter/104.state").read_text())
+    state = converter_state(node / "root/.vpsadminos-converter/104.state")
     (base,) = state["snapshots"]
     assert state["step"] == "sync" and base.startswith("converter-migrate-base-")
     assert ssh_log(node)[1:] == [
@@ -394,7 +400,7 @@ def test_zfs_migration_sends_all_snapshots_and_cleans_up(node):
         "tank/ct/104/sub@backup-1", f"tank/ct/104/sub@{base}"]
     out = ok(node, f"{cv} transfer 104")
     assert out == "> Syncing /\n> Syncing sub\n> Starting on the target node\n"
-    incr = json.loads((node / "root/.vpsadminos-converter/104.state").read_text())["snapshots"][1]
+    incr = converter_state(node / "root/.vpsadminos-converter/104.state")["snapshots"][1]
     assert ssh_log(node)[-3:] == [f"osctl-ct-receive@os1 receive incremental 104 / {incr}",
                                   f"osctl-ct-receive@os1 receive incremental 104 sub {incr}",
                                   "osctl-ct-receive@os1 receive transfer 104 start"]
@@ -429,7 +435,7 @@ def test_todays_converter_has_no_route_via_and_a_broken_zfs_migrator(node):
     proc = run(node, f"{cv} sync 104")
     assert (proc.returncode, proc.err) == (1, "error: undefined method `migrate_ssh_cmd' for an instance of "
                                               "VpsAdminOS::Converter::Vz6::Migrator::Zfs\n")
-    state = json.loads((node / "root/.vpsadminos-converter/104.state").read_text())
+    state = converter_state(node / "root/.vpsadminos-converter/104.state")
     assert state["step"] == "sync" and ssh_log(node)[1:] == []
     assert (run(node, f"{cv} sync 104").err, run(node, f"{cv} transfer 104").returncode) == (
         "error: invalid migration sequence\n", 1)

@@ -7,6 +7,9 @@ lab/core/tools/toolbox.py and are installed next to it on every node."""
 from pathlib import Path
 
 TOOLS_DIR = Path(__file__).resolve().parent
+# Modules the simulators import, from the project itself: the converter keeps its state in
+# Ruby's Marshal format, written and read by the same module the DAG reads it with.
+LIBRARIES = {"ruby_marshal.py": TOOLS_DIR.parents[2] / "plugins" / "openvz" / "marshal.py"}
 # Tool name on the node's PATH -> the simulator here that answers to it.
 TOOLS = {
     "osctl": "osctl.py", "osctl-ct-receive": "osctl.py",

@@ -22,7 +22,9 @@ Commands (GLI: options precede arguments; `error: <msg>` on stderr, exit 1; a ba
     vpsadminos-convert man
 
 Migration state: ~/.vpsadminos-converter/<ctid>.state (directory 0700, file 0700), written
-atomically as <ctid>.state.new + rename. JSON instead of Ruby Marshal:
+atomically as <ctid>.state.new + rename, in Ruby's Marshal format as the gem writes it (the
+containers as objects of the gem's classes; plugins/openvz/marshal.py, installed beside it as
+ruby_marshal.py). Its content, as JSON:
 
     {"step": "stage|sync|transfer",
      "vz_ct": {"ctid": "101", "layout": "simfs", "config": [[KEY, value, consumed], ...]},
@@ -88,9 +90,11 @@ import tarfile
 import tempfile
 import time
 
-if __package__:  # imported on the host (lab.openvz.tools.vpsadminos_convert)
+if __package__:  # imported on the host (lab.openvz.tools.vpsadminos_convert; plugins/ on the path)
     from lab.core.tools import toolbox
-else:  # run as a program: toolbox.py is next to it
+    from openvz import marshal as ruby_marshal
+else:  # run as a program: toolbox.py and ruby_marshal.py (plugins/openvz/marshal.py) are next to it
+    import ruby_marshal
     import toolbox
 
 PROG = "vpsadminos-convert"
@@ -798,18 +802,29 @@ class State:
     def path(ctid):
         return os.path.join(os.path.expanduser(STATE_DIR), f"{ctid}.state")
 
+    # The converter's classes of the two containers the state holds (Ruby objects; their
+    # instance variables are the lab's dict keys with an @).
+    CLASSES = {"vz_ct": "VpsAdminOS::Converter::Vz6::Container", "target_ct": "VpsAdminOS::Converter::Container"}
+
     @classmethod
     def load(cls, ctid):
         path = cls.path(ctid)
-        text = toolbox.read(path)
-        if text is None:
-            raise Fail(f"No such file or directory @ rb_sysopen - {path}")
         try:
-            data = json.loads(text)
-        except ValueError:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise Fail(f"No such file or directory @ rb_sysopen - {path}") from None
+        try:
+            data = ruby_marshal.loads(raw)
+        except (ValueError, IndexError):
             data = None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not all(k in data for k in ("step", "opts", "snapshots")) \
+                or not all(isinstance(data.get(k), ruby_marshal.RubyObject) for k in cls.CLASSES):
             raise Fail("invalid state format")
+        for key in cls.CLASSES:
+            data[key] = {name[1:]: value for name, value in data[key].ivars.items()}
+        data["step"] = str(data["step"])
+        data["opts"] = {str(k): v for k, v in data["opts"].items()}
         return cls(ctid, data)
 
     def can_proceed(self, new):
@@ -832,10 +847,14 @@ class State:
         if not os.path.isdir(directory):
             os.mkdir(directory, 0o700)
         path = self.path(self.ctid)
-        with open(path + ".new", "w") as f:
+        sym, obj = ruby_marshal.Symbol, ruby_marshal.RubyObject
+        data = {sym("step"): sym(self.step),
+                **{sym(key): obj(cls, {f"@{k}": v for k, v in getattr(self, key).items()})
+                   for key, cls in self.CLASSES.items()},
+                sym("opts"): {sym(k): v for k, v in self.opts.items()}, sym("snapshots"): list(self.snapshots)}
+        with open(path + ".new", "wb") as f:
             os.chmod(path + ".new", 0o700)
-            json.dump({"step": self.step, "vz_ct": self.vz_ct, "target_ct": self.target_ct,
-                       "opts": self.opts, "snapshots": self.snapshots}, f, indent=1)
+            f.write(ruby_marshal.dumps(data))
         os.rename(path + ".new", path)
 
     def destroy(self):
@@ -1046,7 +1065,7 @@ def load_migrator(ctid, step):
 def cmd_stage(opts, args):
     require_args(args, "ctid", "dst")
     vz_ct, target_ct = convert_ct(args[0], opts)
-    if toolbox.read(State.path(vz_ct.ctid)) is not None:
+    if os.path.exists(State.path(vz_ct.ctid)):
         raise Fail(f"migration for CT {vz_ct.ctid} has already been started")
     state = State(target_ct["id"], {
         "step": "stage",

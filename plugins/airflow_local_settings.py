@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 def task_instance_mutation_hook(task_instance, dag_run) -> None:
     from sqlalchemy.orm import object_session
 
-    if dag_run is None or not (task_instance.pool or "").startswith("per-node:"):
+    from airlift.pools import MARK
+
+    if dag_run is None or not (task_instance.pool or "").startswith(f"{MARK}:"):
         return  # not ours, or before the instance belongs to a run (the hook runs again then)
     route(task_instance, _run_params(task_instance, dag_run), object_session(dag_run) or object_session(task_instance))
 

@@ -184,10 +184,17 @@ def protocol(version: str) -> str:
 
 class SshKeysOperator(MigrationStepOperator):
     """The OpenVZ node's root key (made when it has none) authorised on the vpsAdminOS node
-    twice: for osctld's receive (`osctl receive authorized-keys add`, named `airlift-<source>`
-    on today's osctld) and for root, in /etc/ssh/authorized_keys.d/root. The runbook asks root's only for simfs and ploop (rsync);
-    the DAG's ZFS streams go to `zfs recv -s` as root too (resumable receives, which osctld's
-    receive does not offer), so every layout needs it. Checked by logging in from the source."""
+    twice: for osctld's receive (`osctl receive authorized-keys add`; today's osctld names its
+    keys: `airlift-<source>`) and for root, in /etc/ssh/authorized_keys.d/root. The runbook
+    asks root's only for simfs and ploop (rsync); the DAG's ZFS streams go to `zfs recv -s` as
+    root too (resumable receives, which osctld's receive does not offer), so every layout needs
+    it. Checked by logging in from the source."""
+
+    def _add_key(self, src: str, dst: str) -> list[str]:
+        """`osctl receive authorized-keys add` and its name, if the destination's osctld names
+        its keys (since 2020-09; before, `add` took none)."""
+        era = protocol(self.nodes.osctl(dst, ["--version"]).stdout)
+        return ["receive", "authorized-keys", "add", *([f"airlift-{src}"] if era == "tokens" else [])]
 
     def _key(self, source: str) -> str | None:
         for name in ("id_ed25519.pub", "id_rsa.pub"):
@@ -202,12 +209,12 @@ class SshKeysOperator(MigrationStepOperator):
         key = self._key(src)
         if key is None:
             return Plan([f"{src}: ssh-keygen -t rsa -b 4096 (root has no key pair)",
-                         f"{dst}: osctl receive authorized-keys add (the new key)",
+                         f"{dst}: osctl {' '.join(self._add_key(src, dst))} (the new key)",
                          f"{dst}: add the new key to /etc/ssh/authorized_keys.d/root"])
         changes = []
         listed = self.nodes.osctl(dst, ["receive", "authorized-keys", "ls"]).stdout
         if key.split()[1] not in listed:
-            changes.append(f"{dst}: osctl receive authorized-keys add ({key.split()[0]} key of root@{src})")
+            changes.append(f"{dst}: osctl {' '.join(self._add_key(src, dst))} ({key.split()[0]} key of root@{src})")
         if key.split()[1] not in (self.nodes.read_file(dst, "/etc/ssh/authorized_keys.d/root") or ""):
             changes.append(f"{dst}: add root@{src}'s key to /etc/ssh/authorized_keys.d/root")
         return Plan(changes)
@@ -220,10 +227,7 @@ class SshKeysOperator(MigrationStepOperator):
             self.nodes.run(src, "ssh-keygen -q -t rsa -b 4096 -N '' -f /root/.ssh/id_rsa")
             key = self._key(src)
         if key.split()[1] not in self.nodes.osctl(dst, ["receive", "authorized-keys", "ls"]).stdout:
-            # osctld since 2020-09 names its keys; before, `add` took none
-            osctl = self.nodes.osctl(dst, ["--version"]).stdout
-            name = [f"airlift-{src}"] if protocol(osctl) == "tokens" else []
-            self.nodes.osctl(dst, ["receive", "authorized-keys", "add", *name], stdin=key + "\n")
+            self.nodes.osctl(dst, self._add_key(src, dst), stdin=key + "\n")
         if key.split()[1] not in (self.nodes.read_file(dst, "/etc/ssh/authorized_keys.d/root") or ""):
             self.nodes.run(dst, "mkdir -p /etc/ssh/authorized_keys.d && cat >> /etc/ssh/authorized_keys.d/root && "
                                 "chmod 600 /etc/ssh/authorized_keys.d/root", stdin=key + "\n")

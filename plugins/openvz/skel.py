@@ -89,10 +89,9 @@ def skel_archive(ctid: int, config: dict, *, now: float | None = None) -> bytes:
     }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for directory in ("config",):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
+        directory = tarfile.TarInfo("config")
+        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(directory)
         for name, value in files.items():
             data = ("---\n" + yaml.safe_dump(value, sort_keys=False)).encode()
             info = tarfile.TarInfo(name)

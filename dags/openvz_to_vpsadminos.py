@@ -21,6 +21,11 @@ while its data is copied and is down only for the last delta.
    unless `delete_source`). A failure undoes the container's move: it runs on the OpenVZ node
    again and nothing is left on the vpsAdminOS node.
 
+Against today's osctld (discover reads its version: the receive protocol with tokens) no
+converter can stage, so the DAG stages itself (its own skel, with the group /default, routed
+via osrtr0), syncs and transfers simfs/ploop with the converter's rsync, and hands each over by
+the token the destination keeps.
+
 The offline path (`path: offline`), for stopped or awkward containers: nothing is staged
 or synced; in the window each container is stopped, exported (`vz6 export`: ZFS streams or a
 tar), the archive copied to the vpsAdminOS node with its checksum compared, imported (`osctl ct
@@ -61,7 +66,7 @@ TRANSFER = {"pool": per_node("openvz-transfers", "destination_node", "transfers_
 
 with DAG(
     dag_id="openvz_to_vpsadminos",
-    description="Move the containers of one OpenVZ Legacy node onto a vpsAdminOS node (vpsadminos-convert, live)",
+    description="Move the containers of one OpenVZ Legacy node onto a vpsAdminOS node (live or offline)",
     doc_md=__doc__,
     schedule=None,
     start_date=datetime(2025, 1, 1),

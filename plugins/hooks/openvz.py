@@ -14,7 +14,7 @@ import shlex
 from airlift.connections import OPENVZ_SSH
 from airlift.errors import StepError
 from hooks.node import NodeHook, Result
-from openvz import STATE_DIR
+from openvz import STAGED_DIR, STATE_DIR
 
 CONVERTER = "vpsadminos-convert"
 
@@ -77,9 +77,10 @@ class OpenVzNodesHook(NodeHook):
         return result.stdout.strip() if result.ok else None
 
     def migration_step(self, host: str, ctid: int) -> str | None:
-        """The step the converter's state file records for `ctid` (stage, sync, transfer), or
-        None. The file is Ruby's Marshal dump of the converter's state (read as base64: it is
-        binary)."""
+        """The step done of `ctid`'s migration (stage, sync, transfer), or None: what the
+        converter's state file records, else what the DAG's own staging records (today's
+        osctld, STAGED_DIR). The converter's file is Ruby's Marshal dump of its state (read as
+        base64: it is binary)."""
         import base64
 
         from openvz.marshal import loads
@@ -87,7 +88,8 @@ class OpenVzNodesHook(NodeHook):
         path = shlex.quote(f"{STATE_DIR}/{int(ctid)}.state")
         result = self.run(host, f"base64 -w0 -- {path} 2>/dev/null || echo __airlift_missing__ >&2", check=False)
         if "__airlift_missing__" in result.stderr:
-            return None
+            staged = self.read_file(host, f"{STAGED_DIR}/{int(ctid)}")
+            return (staged or "").strip() or None
         try:
             return str(loads(base64.b64decode(result.stdout))["step"])
         except (ValueError, KeyError, TypeError, IndexError) as exc:

@@ -4,6 +4,10 @@ report, interconnect networks, the maintenance window."""
 
 # The converter's migration state files on the OpenVZ node (root's home: ~/.vpsadminos-converter).
 STATE_DIR = "/root/.vpsadminos-converter"
+# Where the DAG keeps, on the OpenVZ node, the migrations it stages itself against today's
+# osctld (no converter can stage there): <ctid> holds the step done (stage, sync, transfer),
+# as the converter's state would; <ctid>.skel is the skel archive it sent.
+STAGED_DIR = "/var/lib/airlift/openvz/staged"
 # Where the DAG records, on the OpenVZ node, the containers it moved (the source is kept,
 # stopped, unless deleted): a rerun finds them done.
 MIGRATED_DIR = "/var/lib/airlift/openvz/migrated"

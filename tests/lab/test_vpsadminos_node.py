@@ -337,6 +337,9 @@ def test_todays_osctld_named_keys_tokens_and_groups(lab, hook):
     assert len(token) == 40 and int(token, 16) >= 0
     kept = yaml.safe_load((lab.node_root("os2") / "tank/conf/ct/105.yml").read_text())
     assert kept["send_log"]["token"] == token
+    assert osctl2("ct show 105").exit_status == 0
+    assert hook.run("127.0.1.42", "zfs get -H -o value mounted tank/ct/105").stdout == "no\n", \
+        "today's receive skel leaves the staged datasets unmounted"
     by_id = hook.run(VZ1, f"zfs send vz/private/101@migrate-base | {recv} receive base 105 / migrate-base",
                      check=False)
     assert by_id.stderr.endswith("Error: container not found\n")

@@ -118,6 +118,21 @@ def test_mountpoint_set_and_inherit_move_the_data(node):
                                               "must be an absolute path, 'none', or 'legacy'\n")
 
 
+def test_mount_and_unmount_flip_mounted_as_openzfs_answers(node):
+    ok(node, "create", "-p", "tank/ct/101")
+    assert ok(node, "get", "-H", "-o", "value", "mounted", "tank/ct/101") == "yes\n"
+    again = zfs(node, "mount", "tank/ct/101")
+    assert (again.returncode, again.err) == (1, "cannot mount 'tank/ct/101': filesystem already mounted\n")
+    ok(node, "umount", "tank/ct/101")
+    assert ok(node, "get", "-H", "-o", "value", "mounted", "tank/ct/101") == "no\n"
+    assert zfs(node, "unmount", "tank/ct/101").err == "cannot unmount 'tank/ct/101': not currently mounted\n"
+    ok(node, "mount", "tank/ct/101")
+    assert ok(node, "get", "-H", "-o", "value", "mounted", "tank/ct/101") == "yes\n"
+    assert zfs(node, "mount", "tank/nosuch").err == "cannot open 'tank/nosuch': dataset does not exist\n"
+    assert ok(node, "mount").splitlines() == ["tank         /tank", "tank/ct      /tank/ct", "tank/ct/101  /tank/ct/101"]
+    assert zfs(node, "unmount").returncode == 2
+
+
 def test_snapshots_are_hidden_copies_that_survive_later_writes(node):
     ok(node, "create", "tank/d")
     (node / "tank/d/f.txt").write_text("v1\n")

@@ -9,6 +9,11 @@
 #   migrate.sh export CTID FILE [CONVERTER OPTIONS...]
 #   migrate.sh copy-archive FILE DST PORT DST_FILE
 #   migrate.sh import CTID FILE OWNER CPU_LIMIT(-|percent) START(yes|no)   (on the destination)
+# Against today's osctld, where no converter can stage (the DAG stages itself; RECORD is its
+# record of the step done, as the converter's state would be):
+#   migrate.sh skel CTID FILE DST PORT POOL RECORD
+#   migrate.sh rsync-sync CTID SRC_DIR DST PORT POOL ROOTFS LAYOUT RECORD
+#   migrate.sh rsync-transfer CTID SRC_DIR DST PORT POOL ROOTFS LAYOUT OWNER START(yes|no) RECORD
 # convert: one `vpsadminos-convert vz6 migrate STEP` (stdin empty: it never waits on a prompt).
 # Its transfer stops the container itself (so the converter hands it over
 # stopped), lets the converter sync and hand over, sets the owner's user and starts it there.
@@ -25,6 +30,12 @@
 # destination and only then renames it. import, on the destination: `osctl ct import` with the
 # owner's user and the /default group (the converter writes the group as `default`, which
 # osctld refuses), the CPU limit the converter ignores, and the start (`airlift: up at`).
+# skel sends the skel archive FILE to osctld's `receive skel POOL` (the token it prints stays
+# on the destination, in the container's send log). rsync-sync and rsync-transfer are the
+# converter's simfs/ploop sync and transfer (its rsync command, research §1.5) into the staged
+# root, mounted first (today's osctld leaves a staged container's datasets unmounted); the
+# handover, here and in zfs-final, names the container by the token its send log holds, or by
+# its id where osctld has no tokens.
 # Every ZFS send first finishes an interrupted receive from its resume token, and each dataset
 # goes from the newest snapshot the destination has, so a rerun continues where the last one
 # stopped. Snapshots are named airlift-sync|final-<ns>; only the newest is kept on each side.
@@ -64,6 +75,41 @@ remote() {  # a command on the destination as root, its argv quoted for the remo
     to_dst root -- "$(printf '%q ' "$@")"
 }
 
+ct_state() {  # ct_state CTID: the container's state on the destination, empty when it has none
+    remote osctl -j ct show "$1" 2> /dev/null | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p'
+}
+
+handover_id() {  # handover_id CTID POOL: what `receive transfer` takes: the token today's
+    # osctld keeps in the staged container's send log (its config is YAML; the lab's is JSON),
+    # else the id (osctld before tokens). Never printed: it authorises the receive.
+    local token
+    token=$(remote cat "/$2/conf/ct/$1.yml" 2> /dev/null | grep -oE '"?token"?: *"?[0-9a-f]{40}' \
+        | grep -oE '[0-9a-f]{40}$')
+    echo "${token:-$1}"
+}
+
+put_record() {  # put_record FILE STEP: the DAG's record of the step done (written whole)
+    mkdir -p "$(dirname "$1")" && echo "$2" > "$1.new" && mv "$1.new" "$1"
+}
+
+vz_mount() {  # vz_mount CTID: a ploop container's root mounted (it is while it runs)
+    vzctl status "$1" | grep -q ' mounted ' || vzctl mount "$1"
+}
+
+rsync_root() {  # the converter's rsync of the root into the staged container's (its exit
+    # codes 23 and 24 accepted, as it accepts them: verify compares every file after)
+    [ "$(remote zfs get -H -o value mounted "$pool/ct/$ctid")" = yes ] || remote zfs mount "$pool/ct/$ctid" \
+        || return 1
+    rsync -rlptgoDHX --numeric-ids --inplace --delete-after --exclude .zfs/ --protect-args \
+        -e "ssh -p $port -o BatchMode=yes -o ControlPath=$mux/root" "$src_dir/" "root@$dst:$rootfs/"
+    local rc=$?
+    case $rc in
+        0|23|24) ;;
+        12|30|35|255) echo "airlift: stream into $dst:$rootfs was cut (rsync exit $rc)" >&2; return 1 ;;
+        *) echo "airlift: rsync into $dst:$rootfs failed with exit $rc" >&2; return 1 ;;
+    esac
+}
+
 settle() {  # settle CTID OWNER START(yes|no): after the handover (the container stopped there)
     # The converter gives every container the user `default`; osctl changes a container's user
     # only while it is stopped, so the owner's is set here, between the handover and the start.
@@ -75,6 +121,14 @@ settle() {  # settle CTID OWNER START(yes|no): after the handover (the container
     if [ "$start" = yes ] && ! grep -q '"state": *"running"' <<< "$shown"; then
         remote osctl ct start "$ctid" || return 1
     fi
+}
+
+own_and_start() {  # own_and_start CTID OWNER START(yes|no): settle in one round trip, for the
+    # downtime: the container was just handed over stopped, with the converter's user
+    local cmd
+    cmd="osctl ct chown $(printf %q "$1") $(printf %q "$2")"
+    [ "$3" = yes ] && cmd+=" && osctl ct start $(printf %q "$1")"
+    remote sh -c "$cmd"
 }
 
 downtime() {  # downtime START_SECONDS: the line the operators read
@@ -205,7 +259,7 @@ case "$mode" in
     zfs-final)
         ctid=$1 src=$2 dst=$3 port=$4 dst_root=$5 owner=$6 start=$7
         open_master root
-        state=$(remote osctl -j ct show "$ctid" | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p')
+        state=$(ct_state "$ctid")
         if [ "$state" = staged ]; then
             open_master osctl-ct-receive
             base="airlift-sync-$(date +%s%N)"
@@ -215,17 +269,74 @@ case "$mode" in
             mark stop
             last_delta "airlift-final-$(date +%s%N)" "$base" || exit 1
             mark "last delta"
-            to_dst osctl-ct-receive -T -- receive transfer "$ctid" < /dev/null \
+            to_dst osctl-ct-receive -T -- receive transfer "$(handover_id "$ctid" "${dst_root%%/*}")" < /dev/null \
                 || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
             mark handover
-            # one round trip: it was handed over stopped, with the converter's user
-            remote sh -c "osctl ct chown $ctid $owner$([ "$start" = yes ] && echo " && osctl ct start $ctid")" \
+            own_and_start "$ctid" "$owner" "$start" \
                 || { echo "airlift: the destination refused the container" >&2; exit 1; }
             mark "owner and start"
             downtime "$down"
             echo "airlift: downtime parts: $parts"
         else
             settle "$ctid" "$owner" "$start" || exit 1
+            echo "airlift: container $ctid is already $state on $dst: handed over before"
+        fi
+        ;;
+    skel)
+        ctid=$1 file=$2 dst=$3 port=$4 pool=$5 record=$6
+        open_master root
+        state=$(ct_state "$ctid")
+        if [ -z "$state" ]; then
+            to_dst osctl-ct-receive -T -- receive skel "$pool" < "$file" > /dev/null \
+                || { echo "airlift: $dst refused the skel of container $ctid" >&2; exit 1; }
+            echo "airlift: container $ctid staged on $dst"
+        elif [ "$state" = staged ]; then  # preflight refused a foreign one: this staging's
+            echo "airlift: container $ctid was staged on $dst by an earlier attempt"
+        else
+            echo "airlift: $dst already has container $ctid ($state)" >&2
+            exit 1
+        fi
+        put_record "$record" stage || exit 1
+        ;;
+    rsync-sync)
+        ctid=$1 src_dir=$2 dst=$3 port=$4 pool=$5 rootfs=$6 layout=$7 record=$8
+        open_master root
+        if [ "$layout" = ploop ] && ! vzctl status "$ctid" | grep -q ' mounted '; then
+            vzctl mount "$ctid" || exit 1
+            rsync_root
+            rc=$?
+            vzctl umount "$ctid"
+        else
+            rsync_root
+            rc=$?
+        fi
+        [ "$rc" = 0 ] && put_record "$record" sync || exit 1
+        ;;
+    rsync-transfer)
+        ctid=$1 src_dir=$2 dst=$3 port=$4 pool=$5 rootfs=$6 layout=$7 owner=$8 start=$9 record=${10}
+        open_master root
+        state=$(ct_state "$ctid")
+        if [ "$state" = staged ]; then
+            open_master osctl-ct-receive
+            down=$(date +%s.%N) last_mark=$down parts=
+            vzctl stop "$ctid" || exit 1
+            mark stop
+            if [ "$layout" = ploop ]; then vz_mount "$ctid" || exit 1; fi
+            rsync_root || exit 1
+            mark "last rsync"
+            if [ "$layout" = ploop ]; then vzctl umount "$ctid" || exit 1; fi
+            to_dst osctl-ct-receive -T -- receive transfer "$(handover_id "$ctid" "$pool")" < /dev/null \
+                || { echo "airlift: the destination refused the transfer" >&2; exit 1; }
+            mark handover
+            own_and_start "$ctid" "$owner" "$start" \
+                || { echo "airlift: the destination refused the container" >&2; exit 1; }
+            mark "owner and start"
+            put_record "$record" transfer || exit 1
+            downtime "$down"
+            echo "airlift: downtime parts: $parts"
+        else
+            settle "$ctid" "$owner" "$start" || exit 1
+            put_record "$record" transfer || exit 1
             echo "airlift: container $ctid is already $state on $dst: handed over before"
         fi
         ;;

@@ -132,6 +132,8 @@ USAGE = {
     "list": "\tlist [-Hp] [-j [--json-int]] [-r|-d max] [-o property[,...]] [-s property]...\n"
             "\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...\n",
     "set": "\tset [-u] <property=value> ... <filesystem|volume|snapshot> ...\n",
+    "mount": "\tmount [-j]\n\tmount [-flvO] [-o opts] <-a|-R filesystem|filesystem>\n",
+    "unmount": "\tunmount [-fu] <-a | filesystem|mountpoint>\n",
     "get": "\tget [-rHp] [-j [--json-int]] [-d max] [-o \"all\" | field[,...]]\n"
            "\t    [-t type[,...]] [-s source[,...]]\n"
            "\t    <\"all\" | property[,...]> [filesystem|volume|snapshot|bookmark] ...\n",
@@ -682,6 +684,20 @@ class Zfs:
                     prop, stored))
             else:
                 st["datasets"][name]["props"][prop] = stored
+            self._changed()
+
+    def mount(self, name: str, mounted: bool = True) -> None:
+        """`zfs mount NAME` / `zfs unmount NAME`: only the `mounted` flag (the files stay where
+        the lab keeps them)."""
+        with self.batch() as st:
+            self._need(st, name)
+            ds = st["datasets"].get(name)
+            if ds is None:
+                raise ZfsError(f"cannot {'mount' if mounted else 'unmount'} '{name}': not a filesystem")
+            if ds.get("mounted", True) == mounted:
+                raise ZfsError(f"cannot mount '{name}': filesystem already mounted" if mounted
+                               else f"cannot unmount '{name}': not currently mounted")
+            ds["mounted"] = mounted
             self._changed()
 
     def inherit(self, name: str, prop: str) -> None:
@@ -1842,6 +1858,8 @@ def main(argv: list[str] | None = None, root: str | None = None, stdin=None, std
         command = "receive"
     if command == "snap":
         command = "snapshot"
+    if command == "umount":
+        command = "unmount"
     try:
         if command is None:
             raise UsageError("missing command", None)
@@ -1926,6 +1944,17 @@ def _run(z: Zfs, command: str, args: list[str], stdin, stdout, text_out) -> int:
                     sys.stderr.write(e.message + "\n")
                     code = 1
         return code
+    if command in ("mount", "unmount"):
+        opts, rest = _getopt(command, args, "flvOo:u")
+        if command == "mount" and not rest:  # the mounted filesystems and where
+            rows = [(n, z.get(n, "mountpoint")) for n in z.datasets() if z.get(n, "mounted") == "yes"]
+            width = max((len(n) for n, _ in rows), default=0)
+            text_out.write("".join(f"{n:<{width}}  {mp}\n" for n, mp in rows))
+            return 0
+        if len(rest) != 1:
+            raise UsageError("missing filesystem argument" if not rest else "too many arguments", command)
+        z.mount(rest[0], mounted=command == "mount")
+        return 0
     if command == "inherit":
         opts, rest = _getopt(command, args, "rS")
         if not rest:

@@ -73,6 +73,7 @@ PROFILES = {
         "receive": "ctid",          # receive commands take [pool:]<id>; skel prints nothing
         "keys": "index",            # authorized-keys add (no name), ls INDEX KEY, del <index>
         "routed": "via",            # routed veth with an interconnecting network per family
+        "staged_mounted": True,     # receive skel leaves the datasets mounted (before 780399f3)
     },
     # Today's osctld (vpsadminos HEAD 2024-10, research/vpsadminos.md): `receive skel` prints a
     # token (osctld keeps it in the container's send log) and the other receive commands take
@@ -85,6 +86,7 @@ PROFILES = {
         "receive": "token",
         "keys": "named",
         "routed": "osrtr0",
+        "staged_mounted": False,    # receive skel unmounts the datasets it made (780399f3, 2019-07)
     },
 }
 
@@ -1182,6 +1184,9 @@ def receive(node: Node, cmdline: str | None, stdin) -> int:
                 raise OsctlError(f"expected archive type to be 'skel', got '{meta.get('type')}'")
             with node.lock():
                 cfg = stage_ct(node, pool, archive, meta, staged=True)
+                if not prof["staged_mounted"]:
+                    for ds in datasets_of(node, cfg):
+                        node.zfs.mount(ds, mounted=False)
                 cfg["send_log"] = new_send_log()
                 if tokens:
                     cfg["send_log"]["token"] = secrets.token_hex(20)

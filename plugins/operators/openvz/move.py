@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airlift.errors import StepError
-from openvz import MIGRATED_DIR, STATE_DIR
+from openvz import MIGRATED_DIR, STAGED_DIR, STATE_DIR
 from operators.openvz.common import MigrationStepOperator
 from operators.openvz.offline import archives
 from operators.runbook_step import Plan
@@ -66,6 +66,12 @@ class WindowOperator(MigrationStepOperator):
         states = ti.get_task_states(dag_id=self.dag_id, run_ids=[context["run_id"]]).get(context["run_id"], {})
         return sorted(key for key, state in states.items() if state == "failed"
                       and not key.startswith(f"{self.task_id}_{ti.map_index}"))
+
+
+def records(ctid: int) -> list[str]:
+    """A migration's records on the OpenVZ node: the converter's state file, or the DAG's own
+    record and skel archive (today's osctld)."""
+    return [f"{STATE_DIR}/{int(ctid)}.state", f"{STAGED_DIR}/{int(ctid)}", f"{STAGED_DIR}/{int(ctid)}.skel"]
 
 
 def _was_snapshot(name: str) -> bool:
@@ -167,7 +173,7 @@ class CleanupOperator(MigrationStepOperator):
     """After a verified move: the refquota from DISKSPACE (set last, once the data is in), the
     migration snapshots removed on both nodes, the converter's state closed (`vz6 migrate
     cleanup` for simfs/ploop; for ZFS, whose streams this DAG sent itself, the state file its
-    stage left is removed), the container recorded as moved on the OpenVZ node
+    stage left is removed, as is the DAG's own record where it staged against today's osctld), the container recorded as moved on the OpenVZ node
     (/var/lib/airlift/openvz/migrated/<ctid>) so later runs leave it alone, and the source
     deleted only when `delete_source` says so; else it stays there, stopped."""
 
@@ -183,11 +189,11 @@ class CleanupOperator(MigrationStepOperator):
             changes += [f"{src}: zfs destroy {s}" for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)]
         step = nodes.migration_step(src, self.ctid)
         if step is not None:
-            if ct["layout"] == "zfs":
-                changes.append(f"{src}: rm {STATE_DIR}/{self.ctid}.state (the converter's stage record)")
-            else:
+            if self._converter_cleans_up():
                 changes.append(f"{src}: vpsadminos-convert vz6 migrate cleanup "
                                f"{'--delete ' if settings.delete_source else ''}{self.ctid}")
+            else:
+                changes.append(f"{src}: rm {' '.join(records(self.ctid))} (the stage's record)")
         if settings.delete_source and nodes.vz_status(src, self.ctid)["exists"]:
             changes.append(f"{src}: vzctl destroy {self.ctid}" + (f"; zfs destroy -r {ct['dataset']}"
                                                                   if ct["layout"] == "zfs" else ""))
@@ -207,12 +213,12 @@ class CleanupOperator(MigrationStepOperator):
         if ct["layout"] == "zfs":
             for snap in (s for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)):
                 nodes.run(src, ["zfs", "destroy", snap])
-            nodes.run(src, ["rm", "-f", f"{STATE_DIR}/{self.ctid}.state"])
-        elif nodes.migration_step(src, self.ctid) is not None:
+        if self._converter_cleans_up() and nodes.migration_step(src, self.ctid) is not None:
             result = nodes.converter(src, ["vz6", "migrate", "cleanup", *(["--delete"] if settings.delete_source
                                                                            else []), str(self.ctid)])
             if not result.ok:
                 raise StepError(f"{src}: vz6 migrate cleanup {self.ctid} failed: {result.tail()}")
+        nodes.run(src, ["rm", "-f", *records(self.ctid)])
         if settings.delete_source and nodes.vz_status(src, self.ctid)["exists"]:
             nodes.run(src, ["vzctl", "destroy", str(self.ctid)])
             if ct["layout"] == "zfs":
@@ -223,6 +229,11 @@ class CleanupOperator(MigrationStepOperator):
         nodes.run(src, f"mkdir -p {MIGRATED_DIR} && echo {shlex.quote(note)} > {MIGRATED_DIR}/{self.ctid}")
         return {}
 
+    def _converter_cleans_up(self) -> bool:
+        """The converter closes its own simfs/ploop migrations; the ZFS streams and today's
+        osctld's staging were the DAG's, so it removes their records itself."""
+        return self.container["layout"] != "zfs" and self.container.get("protocol") != "tokens"
+
 
 class RollbackOperator(MigrationStepOperator):
     """Undoes a move that failed, from what the nodes say (ct.cancel; runs when a step of the
@@ -230,7 +241,9 @@ class RollbackOperator(MigrationStepOperator):
     before the handover, `vz6 migrate cancel` removes the staged container on the vpsAdminOS
     node, and the migration snapshots the converter's cancel leaves behind are removed here;
     after the handover (transfer or verify failed), the half-made container is removed from
-    the vpsAdminOS node and the converter's state closed. Either way the container runs again
+    the vpsAdminOS node and the converter's state closed. Where the DAG staged it itself
+    (today's osctld) there is no converter state to cancel with: the staged container is
+    deleted (`osctl ct del -f`) and the DAG's record removed. Either way the container runs again
     on the OpenVZ node if it ran before.
 
     :param if_rejected: the review gate's task id: act only when it was rejected."""
@@ -259,12 +272,12 @@ class RollbackOperator(MigrationStepOperator):
             changes.append(f"{dst}: osctl ct del -f {self.ctid} (the imported container)")
         elif there is not None and there.get("state") != "staged" and step is not None:
             changes.append(f"{dst}: osctl ct del -f {self.ctid} (the half-made container)")
-        elif step is not None:
+        elif step is not None and ct.get("protocol") != "tokens":
             changes.append(f"{src}: vpsadminos-convert vz6 migrate cancel --force {self.ctid}")
         elif there is not None and there.get("state") == "staged":  # preflight refused foreign ones: ours
-            changes.append(f"{dst}: osctl ct del -f {self.ctid} (staged, the converter's state gone)")
+            changes.append(f"{dst}: osctl ct del -f {self.ctid} (staged)")
         if step is not None:
-            changes.append(f"{src}: rm {STATE_DIR}/{self.ctid}.state")
+            changes.append(f"{src}: rm {' '.join(records(self.ctid))}")
         if ct["layout"] == "zfs":
             changes += [f"{src}: zfs destroy {s}" for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)]
         changes += [f"{host}: rm {path}" for host, path in archives(nodes, settings, self.ctid)]
@@ -279,12 +292,12 @@ class RollbackOperator(MigrationStepOperator):
         step = nodes.migration_step(src, self.ctid)
         if there is not None and there.get("state") != "staged" and (step is not None or settings.offline):
             nodes.osctl(dst, ["ct", "del", "-f", str(self.ctid)])
-        elif step is not None:
+        elif step is not None and ct.get("protocol") != "tokens":
             result = nodes.converter(src, ["vz6", "migrate", "cancel", "--force", str(self.ctid)])
             self.log.info("[%s] %s", src, result.tail())
         if (nodes.os_container(dst, self.ctid) or {}).get("state") == "staged":
             nodes.osctl(dst, ["ct", "del", "-f", str(self.ctid)])
-        nodes.run(src, ["rm", "-f", f"{STATE_DIR}/{self.ctid}.state"])
+        nodes.run(src, ["rm", "-f", *records(self.ctid)])
         if ct["layout"] == "zfs":
             for snap in (s for s in nodes.zfs_snapshots(src, ct["dataset"]) if _was_snapshot(s)):
                 nodes.run(src, ["zfs", "destroy", snap])

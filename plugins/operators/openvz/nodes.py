@@ -42,13 +42,6 @@ class DiscoverOperator(MigrationStepOperator):
             raise StepError(f"{settings.destination} has no osctl: not a vpsAdminOS node")
         osctl = nodes.osctl(settings.destination, ["--version"]).stdout.strip()
         era = protocol(osctl)
-        if era == "tokens" and not settings.offline:
-            raise StepError(
-                f"osctld on {settings.destination} ({osctl}) is today's: its receive takes tokens, routes veth "
-                "via osrtr0 and refuses the group `default`. No converter can stage a container there (the "
-                "converter's skel carries that group and its receive commands send container ids), so the "
-                "live path cannot run. Trigger with path: offline (vz6 export and osctl ct import, which work "
-                "with it).")
         self.log.info("%s: %s, the %s receive protocol", settings.destination, osctl, era)
         listed = {int(ct["ctid"]): ct for ct in nodes.vzlist(settings.source)}
         wanted = settings.containers or tuple(sorted(listed))

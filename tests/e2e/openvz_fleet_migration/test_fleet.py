@@ -1,7 +1,9 @@
 """openvz_fleet_migration under the real scheduler (`airflow standalone`: the node runs are
-real DAG runs of openvz_to_vpsadminos, waited for deferred), on one lab with two OpenVZ nodes:
-a node whose run fails stops the fleet and the node after it is not touched; then both nodes
-move, one after the other, each container verified where it went, and the report names them."""
+real DAG runs of openvz_to_vpsadminos, waited for deferred), on one lab with two OpenVZ nodes,
+in each era of the converter and osctld (the lab's profiles "2019", the runbook's, and "2024",
+today's): a node whose run fails stops the fleet and the node after it is not touched; then
+both nodes move, one after the other, each container verified where it went, and the report
+names them."""
 
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ VZ1, VZ2, OS1, OS2 = (host(n).address for n in ("vz1", "vz2", "os1", "os2"))
 ON_VZ1, ON_VZ2 = 101, 202  # a running simfs container, a running ZFS container
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    with openvz_world(tmp_path_factory, containers=[ON_VZ1, ON_VZ2]) as lab:
+@pytest.fixture(scope="module", params=["2019", "2024"])
+def world(request, tmp_path_factory):
+    with openvz_world(tmp_path_factory, containers=[ON_VZ1, ON_VZ2], profile=request.param) as lab:
+        lab.profile = request.param
         yield lab
 
 
@@ -94,9 +97,15 @@ def test_the_fleet_stops_at_a_failed_node_then_moves_both_nodes_in_turn(world, a
         first, second = node_runs(api, moved_run)
         assert first["dag_run_id"].endswith(VZ1) and second["dag_run_id"].endswith(VZ2)
         assert first["end_date"] <= second["start_date"], "one node after the other"
-        for node, ctid in (("os1", ON_VZ1), ("os2", ON_VZ2)):
+        for source, node, ctid, run in (("vz1", "os1", ON_VZ1, first), ("vz2", "os2", ON_VZ2, second)):
             there = os_state(world, node, ctid)
-            assert there["state"] == "running" and there["user"] == f"ct{ctid}", (node, ctid)
+            assert (there["state"], there["user"], there["group"]) == ("running", f"ct{ctid}", "/default"), (node, ctid)
+            assert sh(world, source, f"vzctl status {ctid}").strip().endswith("exist unmounted down"), \
+                "the source is kept, stopped"
+            verify = api.ok("GET", f"/api/v2/dags/{NODE_DAG}/dagRuns/{q(run['dag_run_id'])}/taskInstances/move.verify/0")
+            assert verify["state"] == "success", (node, ctid)
+            netif = json.loads(sh(world, node, f"osctl -j ct netif ls {ctid}"))[0]
+            assert bool(netif["via"]) == (world.profile == "2019"), "an interconnect network only in the runbook's era"
         report = api.ok("GET", f"/api/v2/dags/{FLEET}/dagRuns/{q(moved_run)}/taskInstances/migrate_nodes/"
                                "xcomEntries/return_value")["value"]
         report = json.loads(report) if isinstance(report, str) else report

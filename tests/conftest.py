@@ -27,9 +27,15 @@ os.environ.update({
 
 @pytest.fixture(scope="session")
 def airflow_db():
-    """A migrated metadata database (dag.test() needs one)."""
+    """A migrated metadata database (dag.test() needs one); beside it, MIGRATED_DB: the same
+    before any test wrote to it, for an `airflow standalone` of a test's own (runs that
+    earlier tests left behind must not count against a DAG's max_active_runs there)."""
+    from tests.helpers import MIGRATED_DB
+
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    capture_output=True, env=os.environ.copy())
+    if not (_AIRFLOW_HOME / MIGRATED_DB).exists():
+        shutil.copy(_AIRFLOW_HOME / "airflow.db", _AIRFLOW_HOME / MIGRATED_DB)
     return _AIRFLOW_HOME
 
 

@@ -41,6 +41,20 @@ def synnefo_config(tmp_path_factory):
     return LabConfig(lab_dir=str(tmp_path_factory.mktemp("snf")), vpsadmin_db=f"airlift_t_{uuid.uuid4().hex[:10]}")
 
 
+MIGRATED_DB = "migrated.db"  # beside the session's airflow.db (conftest airflow_db)
+
+
+def standalone_home(airflow_db: Path, directory: Path) -> Path:
+    """An AIRFLOW_HOME for a test's own `airflow standalone`: the session's migrated database
+    as it was before any test ran a DAG in it."""
+    import shutil
+
+    home = directory / "airflow"
+    home.mkdir()
+    shutil.copy(airflow_db / MIGRATED_DB, home / "airflow.db")
+    return home
+
+
 @contextmanager
 def started_lab(directory: Path, **seed):
     """A lab in `directory` (own database name and ports), seeded with `seed` (Lab.seed's

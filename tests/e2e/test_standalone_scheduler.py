@@ -12,7 +12,6 @@ nobody."""
 
 from __future__ import annotations
 
-import shutil
 import time
 import urllib.parse
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from lab.core.config import free_port
 from lab.demo import DAG_TIMEOUT, START_TIMEOUT, Api, Standalone, dag_visible, wait_for
-from tests.helpers import query, scalar, server_id, vpsadmind
+from tests.helpers import query, scalar, server_id, standalone_home, vpsadmind
 
 pytestmark = [pytest.mark.lab]
 
@@ -37,9 +36,7 @@ def test_a_wait_of_minutes_and_a_gate_under_the_real_scheduler(lab_world, airflo
                "VALUES (UNIX_TIMESTAMP(), 1, %s, 0, 2008, 0, 0, '{}')", (server_id(lab, "node1"),))
     t_id = scalar(lab, "SELECT MAX(t_id) FROM transactions")
 
-    home = tmp_path / "airflow"
-    home.mkdir()
-    shutil.copy(airflow_db / "airflow.db", home / "airflow.db")  # migrated once per test session
+    home = standalone_home(airflow_db, tmp_path)
     standalone, port = Standalone(home), free_port()
     proc = standalone.start(port, lab, {"AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW__CORE__PARALLELISM": "4",
                                         "AIRFLOW__AIRLIFT__APPROVERS": "admin"})

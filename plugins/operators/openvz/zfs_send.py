@@ -27,7 +27,9 @@ class ZfsSendOperator(MigrationStepOperator):
     An interrupted stream resumes from the destination's receive token (`zfs recv -s`), so no
     byte is sent twice and no partial dataset stays. The converter's own ZFS sync cannot do
     this: it refuses a second sync, sends through osctld's receive without `-s`, and its
-    transfer resends everything since its one base snapshot."""
+    transfer resends everything since its one base snapshot. Today's converter's ZFS migrator
+    does not run at all: it calls `migrate_ssh_cmd`, removed upstream in 2019 (research
+    vpsadminos.md §1.5), so this path moves every ZFS container in both eras."""
 
     rerun_failed_job = True  # the script picks up where a failed attempt stopped
 

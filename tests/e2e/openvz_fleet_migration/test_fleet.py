@@ -8,7 +8,6 @@ names them."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.parse
 
@@ -19,6 +18,7 @@ from lab.core.nodes import run_in_node
 from lab.core.topology import host
 from lab.demo import Api, Standalone, open_api, wait_for
 from tests.e2e.openvz_to_vpsadminos import openvz_world, sh, vz_status
+from tests.helpers import standalone_home
 
 pytestmark = [pytest.mark.lab]
 
@@ -68,9 +68,7 @@ def node_runs(api: Api, fleet_run: str) -> list[dict]:
 
 
 def test_the_fleet_stops_at_a_failed_node_then_moves_both_nodes_in_turn(world, airflow_db, tmp_path):
-    home = tmp_path / "airflow"
-    home.mkdir()
-    shutil.copy(airflow_db / "airflow.db", home / "airflow.db")  # migrated once per test session
+    home = standalone_home(airflow_db, tmp_path)
     standalone, port = Standalone(home), free_port()
     proc = standalone.start(port, world, {"AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__AIRLIFT__APPROVERS": "admin"})
 

@@ -7,7 +7,6 @@ for it: the transfer runs once, never two at a time, and the run ends green."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +20,7 @@ from lab.core.topology import host
 from lab.demo import Standalone, open_api, wait_for
 from tests.e2e.openvz_fleet_migration.test_fleet import os_state, q
 from tests.e2e.openvz_to_vpsadminos import openvz_world
+from tests.helpers import standalone_home
 
 pytestmark = [pytest.mark.lab]
 
@@ -48,9 +48,7 @@ def processes_with(text: str) -> list[int]:
 
 
 def test_a_killed_worker_leaves_one_transfer_and_the_run_ends_green(world, airflow_db, tmp_path):
-    home = tmp_path / "airflow"
-    home.mkdir()
-    shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
+    home = standalone_home(airflow_db, tmp_path)
     standalone, port = Standalone(home), free_port()
     proc = standalone.start(port, world, {"AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__AIRLIFT__APPROVERS": "admin",
                                           "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",

@@ -1,13 +1,16 @@
 """openvz_to_vpsadminos against today's converter and osctld (the lab's "2024" profile: the
 receive protocol with tokens, named receive keys, routed veth via osrtr0, the converter's
 group `default` refused, no --route-via), on one lab (tests in order on it): plan mode changes
-nothing; a refused handover is undone; the live path, which the DAG stages itself there (no converter can), moves a running
+nothing; a refused handover is undone; the live path, with its rsync cut once, which the DAG stages itself there (no converter can), moves a running
 simfs, ploop and ZFS container, every file equal; the offline path moves a stopped ploop and
 ZFS container with today's tools; a second run of each changes nothing."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from datetime import timedelta
 
 import pytest
 
@@ -31,6 +34,11 @@ LIVE = (101, 102, 104)  # simfs, ploop, ZFS with a subdataset: all running
 OFFLINE = (103, 105)  # ploop and ZFS, stopped
 
 
+def quick_retries(dag) -> None:
+    for task in dag.tasks:
+        task.retry_delay, task.retry_exponential_backoff = timedelta(seconds=1), False
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with openvz_world(tmp_path_factory, containers=[*LIVE, *OFFLINE], profile="2024") as lab:
@@ -51,14 +59,8 @@ def test_a_refused_handover_is_undone(world):
     """The destination refuses `receive transfer`: the undo deletes the staged container there
     (no converter state to cancel with), removes the DAG's records, and the container runs on
     OpenVZ again."""
-    from datetime import timedelta
-
     refuse = 'case "$SSH_ORIGINAL_COMMAND" in *transfer*) echo "Error: refused by the test" >&2; exit 1;; esac'
     node_shim(world, "os1", "osctl-ct-receive", refuse)
-
-    def quick_retries(dag):
-        for task in dag.tasks:
-            task.retry_delay, task.retry_exponential_backoff = timedelta(seconds=1), False
 
     try:
         state, tasks, _ = run_dag(DAG_ID, conf(containers=[101]), answers={"review": "Approve"}, adjust=quick_retries)
@@ -73,7 +75,31 @@ def test_a_refused_handover_is_undone(world):
 
 
 def test_the_live_path_moves_them_staged_by_the_dag(world):
-    state, tasks, answered = run_dag(DAG_ID, conf(containers=list(LIVE)), answers={"review": "Approve"})
+    """With the SSH connections to os1 cut once while the first rsync into it runs (its
+    receiving side, shimmed, waits a moment first): the cut rsync is retried and the run ends
+    with every file equal."""
+    calls = node_shim(world, "os1", "rsync", "sleep 3")
+    cuts = []
+
+    def cut_at_the_first_rsync():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not cuts:
+            if calls.exists() and calls.read_text().strip():
+                time.sleep(1)
+                cuts.append(world.cut_ssh("os1"))
+            time.sleep(0.2)
+
+    cutter = threading.Thread(target=cut_at_the_first_rsync, daemon=True)
+    cutter.start()
+    try:
+        state, tasks, answered = run_dag(DAG_ID, conf(containers=list(LIVE)), answers={"review": "Approve"},
+                                         adjust=quick_retries)
+    finally:
+        cuts.append(0)  # stops the cutter if no rsync ran
+        cutter.join()
+        (world.node_root("os1") / "usr/local/bin/rsync").unlink()
+    assert cuts[0] >= 1, "the connections were cut while an rsync ran"
+    assert len(calls.read_text().split()) > 4, "a cut rsync ran again (two syncs and two transfers otherwise)"
     assert state == "success", {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
     assert answered == [("review", "Approve")]
     for i, ctid in enumerate(LIVE):

@@ -129,8 +129,9 @@ class Vz6ConvertOperator(MigrationStepOperator):
         from openvz import STAGED_DIR
 
         src, dst, record = settings.source, settings.destination, f"{STAGED_DIR}/{self.ctid}"
-        if self.subcommand == "stage":
-            self.nodes.run(src, f"mkdir -p {STAGED_DIR} && cat > {shlex.quote(record)}.skel",
+        if self.subcommand == "stage":  # renamed into place: a first attempt's job may still read the old one
+            skel = shlex.quote(f"{record}.skel")
+            self.nodes.run(src, f"mkdir -p {STAGED_DIR} && cat > {skel}.new && mv {skel}.new {skel}",
                            stdin=self._skel(settings))
             return ["skel", str(self.ctid), f"{record}.skel", dst, port, settings.pool, record]
         there = self.nodes.os_container(dst, self.ctid)

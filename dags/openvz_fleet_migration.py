@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
+from airlift.params import OPTIONAL_TEXT
 from operators.openvz.fleet import FleetMigrationOperator
 from operators.runbook_step import RunReportOperator
 
@@ -46,8 +47,8 @@ with DAG(
         "destination_pool": Param("tank", type="string", title="Destination pool"),
         "owners": Param({}, type="object", title="Owners", description="Container id -> owner (osctl user)."),
         "delete_source": Param(False, type="boolean", title="Delete the sources after verified moves"),
-        "window_start": Param("", type="string", title="Maintenance window start (HH:MM)"),
-        "window_end": Param("", type="string", title="Maintenance window end (HH:MM)"),
+        "window_start": Param("", type=OPTIONAL_TEXT, title="Maintenance window start (HH:MM)"),
+        "window_end": Param("", type=OPTIONAL_TEXT, title="Maintenance window end (HH:MM)"),
         "window_timezone": Param("Europe/Prague", type="string", title="Window time zone"),
         "transfer_rate_mib": Param(100, type="integer", minimum=1, title="Transfer rate (MiB/s)",
                                    description="A transfer starts only when the window has the time it needs at this rate."),

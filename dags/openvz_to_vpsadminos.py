@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, chain, task_group
 
 from airlift.connections import OPENVZ_SSH
+from airlift.params import HOST_PATTERN, OPTIONAL_TEXT
 from airlift.pools import per_node
 from airlift.sql import template_searchpath
 from operators.openvz.container import (
@@ -89,8 +90,8 @@ with DAG(
         "path": Param("live", enum=["live", "offline"], title="Path",
                       description="live: staged, synced while it runs, down for the last delta; offline: "
                                   "stopped, exported, copied and imported in the window."),
-        "source_node": Param("", type="string", title="OpenVZ node", description="Its SSH address."),
-        "destination_node": Param("", type="string", title="vpsAdminOS node", description="Its SSH address."),
+        "source_node": Param("", type="string", pattern=HOST_PATTERN, title="OpenVZ node", description="Its SSH address."),
+        "destination_node": Param("", type="string", pattern=HOST_PATTERN, title="vpsAdminOS node", description="Its SSH address."),
         "destination_pool": Param("tank", type="string", title="Destination pool"),
         "containers": Param("all", type=["string", "array"], title="Containers",
                             description="'all', or a list of container ids."),
@@ -100,15 +101,15 @@ with DAG(
                                       description="The /30 network of each routed veth is cut from it."),
         "interconnect_pool_v6": Param("fd00:100::/112", type="string", title="IPv6 interconnect pool",
                                       description="The /126 network of each routed veth is cut from it."),
-        "interconnect_nodes": Param([], type="array", title="Other vpsAdminOS nodes",
+        "interconnect_nodes": Param([], type="array", items={"type": "string", "pattern": HOST_PATTERN}, title="Other vpsAdminOS nodes",
                                     description="Nodes whose interconnect networks count as taken too."),
         "owners": Param({}, type="object", title="Owners",
                         description="Container id -> owner (osctl user, 524288 IDs, shared by the owner's "
                                     "containers); unnamed containers get ct<id>."),
         "delete_source": Param(False, type="boolean", title="Delete the source after a verified move"),
-        "window_start": Param("", type="string", title="Maintenance window start (HH:MM)",
+        "window_start": Param("", type=OPTIONAL_TEXT, title="Maintenance window start (HH:MM)",
                               description="Empty: transfer at once."),
-        "window_end": Param("", type="string", title="Maintenance window end (HH:MM)"),
+        "window_end": Param("", type=OPTIONAL_TEXT, title="Maintenance window end (HH:MM)"),
         "window_timezone": Param("Europe/Prague", type="string", title="Window time zone"),
         "transfer_rate_mib": Param(100, type="integer", minimum=1, title="Transfer rate (MiB/s)",
                                    description="What the window assumes: a transfer starts only when the window "

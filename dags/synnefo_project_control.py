@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param
 
 from airlift.connections import SYNNEFO_SSH
+from airlift.params import HOST_OR_EMPTY, OPTIONAL_TEXT
 from airlift.settings import project_control_schedule
 from airlift.sql import template_searchpath
 from operators.synnefo_scheduled.project_control import ProjectControlOperator
@@ -43,7 +44,7 @@ with DAG(
     },
     params={
         "dry_run": Param(False, type="boolean", title="Plan mode", description="List the expired projects only."),
-        "astakos_host": Param("", type="string", title="Astakos host",
+        "astakos_host": Param("", type=OPTIONAL_TEXT, pattern=HOST_OR_EMPTY, title="Astakos host",
                               description="SSH address of the Astakos host; empty: the host of synnefo_ssh."),
         "terminate": Param(True, type="boolean", title="Terminate expired projects",
                            description="Off: list them only."),

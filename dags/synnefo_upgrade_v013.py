@@ -46,6 +46,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup, task
 
 from airlift.connections import SYNNEFO_SSH
+from airlift.params import HOST_OR_EMPTY, HOST_PATTERN, OPTIONAL_TEXT
 from airlift.sql import template_searchpath
 from operators.runbook_step import (
     ApprovalGateOperator,
@@ -110,12 +111,12 @@ with DAG(
     },
     params={
         "dry_run": Param(True, type="boolean", title="Plan mode", description="Probe and report; change nothing."),
-        "astakos_host": Param("", type="string", title="Astakos host", description="Its SSH address."),
-        "cyclades_host": Param("", type="string", title="Cyclades host", description="Its SSH address."),
-        "pithos_host": Param("", type="string", title="Pithos host", description="Its SSH address."),
-        "ganeti_nodes": Param([], type="array", items={"type": "string"}, title="Ganeti nodes",
+        "astakos_host": Param("", type="string", pattern=HOST_PATTERN, title="Astakos host", description="Its SSH address."),
+        "cyclades_host": Param("", type="string", pattern=HOST_PATTERN, title="Cyclades host", description="Its SSH address."),
+        "pithos_host": Param("", type="string", pattern=HOST_PATTERN, title="Pithos host", description="Its SSH address."),
+        "ganeti_nodes": Param([], type="array", items={"type": "string", "pattern": HOST_PATTERN}, title="Ganeti nodes",
                               description="Their SSH addresses (they get the new snf-cyclades-gtools)."),
-        "db_host": Param("", type="string", title="DB host",
+        "db_host": Param("", type=OPTIONAL_TEXT, pattern=HOST_OR_EMPTY, title="DB host",
                          description="Where pg_dump runs (PostgreSQL client tools, the backup directory); "
                                      "empty: the Astakos host."),
         "backup_dir": Param("/var/backups/synnefo", type="string", title="Backup directory",
@@ -123,12 +124,12 @@ with DAG(
         "services": Param(DEFAULT_SERVICES, type="object", title="Web services per host",
                           description='{"astakos": [...], "cyclades": [...], "pithos": [...]}: stopped first, '
                                       "started last."),
-        "astakos_url": Param("", type="string", title="Astakos URL",
+        "astakos_url": Param("", type=OPTIONAL_TEXT, title="Astakos URL",
                              description="Its public base URL (https://accounts.example.org); empty: https://<astakos "
                                          "host>. The quotaholder and the user catalogs are under it."),
-        "cyclades_url": Param("", type="string", title="Cyclades URL",
+        "cyclades_url": Param("", type=OPTIONAL_TEXT, title="Cyclades URL",
                               description="Its public base URL, exactly (VMAPI_BASE_URL); empty: https://<cyclades host>."),
-        "server_email": Param("", type="string", title="SERVER_EMAIL",
+        "server_email": Param("", type=OPTIONAL_TEXT, title="SERVER_EMAIL",
                               description="Astakos's sender address; empty: the old ASTAKOS_DEFAULT_FROM_EMAIL."),
         "admins": Param([], type="array", title="ADMINS", description='[["Name", "email"], ...]; empty: the old '
                                                                         "ASTAKOS_DEFAULT_ADMIN_EMAIL."),

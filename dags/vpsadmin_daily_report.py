@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param
 
 from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
+from airlift.params import HOST_OR_EMPTY, OPTIONAL_TEXT
 from airlift.settings import daily_at
 from airlift.sql import template_searchpath
 from operators.vpsadmin_scheduled.report import DailyReportOperator
@@ -45,8 +46,8 @@ with DAG(
     },
     params={
         "dry_run": Param(False, type="boolean", title="Plan mode", description="Count the figures; send nothing."),
-        "api_host": Param("", type="string", title="API host",
+        "api_host": Param("", type=OPTIONAL_TEXT, pattern=HOST_OR_EMPTY, title="API host",
                           description="SSH address of the API host; empty: the host of vpsadmin_ssh."),
     },
 ) as dag:
-    DailyReportOperator(step="report.daily", api_host="{{ params.api_host }}")
+    DailyReportOperator(step="report.daily", api_host="{{ params.api_host or '' }}")

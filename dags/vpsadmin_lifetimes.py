@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup
 
 from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
+from airlift.params import HOST_OR_EMPTY, OPTIONAL_TEXT
 from airlift.settings import daily_at
 from airlift.sql import template_searchpath
 from operators.runbook_step import RunReportOperator, SectionReportOperator
@@ -52,14 +53,14 @@ with DAG(
         "max_retry_delay": timedelta(minutes=10),
         "mysql_conn_id": VPSADMIN_DB,
         "ssh_conn_id": VPSADMIN_SSH,
-        "api_host": "{{ params.api_host }}",
+        "api_host": "{{ params.api_host or '' }}",
         "max_changes": "{{ params.max_changes }}",
         "trigger_rule": "all_done",
     },
     params={
         "dry_run": Param(False, type="boolean", title="Plan mode",
                          description="List what each task would mail or move; change nothing."),
-        "api_host": Param("", type="string", title="API host",
+        "api_host": Param("", type=OPTIONAL_TEXT, pattern=HOST_OR_EMPTY, title="API host",
                           description="SSH address of the API host; empty: the host of vpsadmin_ssh."),
         "mail_days": Param(7, type="integer", minimum=0, maximum=365, title="Mail days ahead",
                            description="Owners are mailed this many days before expiration."),

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup
 
 from airlift.connections import VPSADMIN_DB, VPSADMIN_SSH
+from airlift.params import HOST_OR_EMPTY, HOST_PATTERN, OPTIONAL_TEXT
 from airlift.sql import template_searchpath
 from operators.runbook_step import (
     ApprovalGateOperator,
@@ -72,15 +73,15 @@ with DAG(
     },
     params={
         "dry_run": Param(True, type="boolean", title="Plan mode", description="Probe and report; change nothing."),
-        "api_host": Param("", type="string", title="API/web host",
+        "api_host": Param("", type=OPTIONAL_TEXT, pattern=HOST_OR_EMPTY, title="API/web host",
                           description="SSH address of the API/web host; empty: the host of vpsadmin_ssh."),
-        "db_host": Param("", type="string", title="DB host",
+        "db_host": Param("", type=OPTIONAL_TEXT, pattern=HOST_OR_EMPTY, title="DB host",
                          description="SSH address of the database server (dumps run there); empty: vpsadmin_db's."),
         "backup_dir": Param("/var/backups/vpsadmin", type="string", title="Backup directory",
                             description="Existing directory on the DB host for the dumps."),
         "keep_dumps": Param(5, type="integer", minimum=1, title="Dumps kept",
                             description="Of each kind (full backup, encoding dump), the newest this many stay."),
-        "skip_nodes": Param([], type="array", items={"type": "string"}, title="Nodes to skip",
+        "skip_nodes": Param([], type="array", items={"type": "string", "pattern": HOST_PATTERN}, title="Nodes to skip",
                             description="Server names (or short names) left out, e.g. dead nodes."),
         "encoding_known_names": Param({}, type="object", title="Known member names",
                                       description='{"<m_id>": "<name>"}: the encoding fix must read them back.'),
@@ -110,7 +111,7 @@ with DAG(
                                                        "off: only NAS and backup pools."),
         "web_root": Param("/var/www/vpsadmin", type="string", title="Web interface checkout"),
         "production_environment": Param("Production", type="string", title="ENV_VPS_PRODUCTION_ID's label"),
-        "api_url": Param("", type="string", title="API_URL in config.php",
+        "api_url": Param("", type=OPTIONAL_TEXT, title="API_URL in config.php",
                          description="Empty: the address of connection vpsadmin_api."),
         "mount_proxy_dir": Param("/srv/vpsadmin/mounts", type="string", title="Mount proxy directory",
                                  description="Where the web server mounts vpsadmin/mount of every pool."),
@@ -281,7 +282,7 @@ with DAG(
     with TaskGroup("web", tooltip="runbook: Upgrading the web interface") as web_group:
         web_update = NodeScriptOperator(step="web.update", node=api_node, script="git-pull.sh",
                                         args=["{{ params.web_root }}", "composer"])
-        web_config = web.WebConfigOperator(step="web.config", node=api_node, api_url="{{ params.api_url }}",
+        web_config = web.WebConfigOperator(step="web.config", node=api_node, api_url="{{ params.api_url or '' }}",
                                            production_environment="{{ params.production_environment }}",
                                            web_root="{{ params.web_root }}")
         download_proxy = WebMountsOperator(step="web.download-proxy", settings=settings, subdataset="mount",

@@ -12,6 +12,15 @@ import re
 from airlift.errors import StepError
 
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+# The same as JSON schema patterns for the DAGs' Params: the trigger form (and the REST API)
+# refuses a host with shell characters before a run exists. Empty means "from the connection".
+HOST_PATTERN = HOSTNAME.pattern
+HOST_OR_EMPTY = f"^$|{HOSTNAME.pattern}"
+# The type of a text Param that may stay empty ("" means a documented fallback, e.g. the
+# connection's host). Airflow's trigger form refuses to trigger while a field whose type lacks
+# "null" is empty ("required"), so these are nullable; a field cleared in the form arrives as
+# None, and every reader takes it as "" (`params.get(key) or ...`).
+OPTIONAL_TEXT = ["null", "string"]
 
 
 class ParamError(StepError, ValueError):

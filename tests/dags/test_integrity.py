@@ -68,6 +68,56 @@ def test_conventions(dagbag):
         assert dag.default_args.get("retries", 0) >= 1, dag_id
 
 
+def test_the_trigger_form_takes_every_default(dagbag):
+    """Airflow's trigger form keeps its Trigger button disabled while a field whose schema type
+    lacks "null" is empty. So an empty default is either nullable (the field may stay empty) or
+    refused by its own schema too (a required field: the REST API refuses a run without it as
+    the form does). Every other default validates, so a run triggered unchanged gets past the
+    form."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    blocking = []
+    for dag_id, dag in dagbag.dags.items():
+        for key, param in dag.params.items():
+            kind = param.schema.get("type")
+            nullable = isinstance(kind, list) and "null" in kind
+            if param.value in ("", None) and kind and not nullable:
+                try:
+                    param.resolve(param.value)
+                    blocking.append(f"{dag_id}.{key}")  # optional in the code, required in the form
+                except ParamValidationError:
+                    pass  # required: the form asks for it
+                continue
+            param.resolve(param.value)  # ParamValidationError if a default breaks its own schema
+            if nullable:
+                param.resolve(None)  # a field cleared in the form
+    assert blocking == []
+
+
+@pytest.mark.parametrize("dag_id, conf", [
+    ("vpsadmin_upgrade_v2", {"api_host": "vpsadmin$(reboot)"}),
+    ("vpsadmin_upgrade_v2", {"skip_nodes": ["node1; rm -rf /"]}),
+    ("openvz_to_vpsadminos", {"source_node": "vz1; rm -rf /", "destination_node": "os1"}),
+    ("synnefo_upgrade_v013", {"astakos_host": "astakos; reboot", "cyclades_host": "c", "pithos_host": "p"}),
+])
+def test_runs_with_shell_characters_are_refused_before_they_exist(dagbag, airflow_db, dag_id, conf):
+    """What the trigger form refuses, a run started any other way (REST API, dag.test) is refused
+    too: no run is created, so no task ever sees the value."""
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.param import ParamValidationError
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    def runs() -> int:
+        with create_session() as session:
+            return session.scalar(select(func.count()).select_from(DagRun).where(DagRun.dag_id == dag_id))
+
+    before = runs()
+    with pytest.raises(ParamValidationError, match="does not match"):
+        dagbag.dags[dag_id].test(run_conf=conf)
+    assert runs() == before
+
+
 def test_upgrade_dags_default_to_plan_mode(dagbag):
     dag = dagbag.dags["vpsadmin_upgrade_v2"]
     assert dag.params["dry_run"] is True

@@ -71,8 +71,8 @@ def owners(lab) -> dict[str, dict]:
 
 def test_bad_input_fails_in_the_first_task_and_changes_nothing(world):
     before = fingerprint(world)
-    state, tasks, _ = run_dag(DAG_ID, conf(astakos_host="astakos; reboot", ganeti_nodes=["$(id)"],
-                                           astakos_url="https://astakos/'; import os; '"))
+    # (shell characters in host names are refused before a run exists: tests/dags)
+    state, tasks, _ = run_dag(DAG_ID, conf(astakos_url="https://astakos/'; import os; '", backup_dir="/var/../etc"))
     assert state == "failed" and tasks["stop.preflight"] == "failed"
     assert changed(before, fingerprint(world)) == []
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from lab.__main__ import main as lab_main
 from lab.core import mysql
 from lab.core.airflow_env import airflow_env
 from lab.core.config import DEFAULT_SSH_PORT, PROJECT_ROOT, default_lab_dir
+from lab.core.processes import alive, stop_session
 
 DAG_ID = "vpsadmin_upgrade_v2"
 HOME = PROJECT_ROOT / ".airflow" / "demo"
@@ -44,25 +44,6 @@ class DemoError(Exception):
 
 
 # -- the standalone process ----------------------------------------------------------------
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()  # fields from `state` on
-
-
-def _session_members(sid: int) -> list[int]:
-    """Every live process of the session `sid` (the standalone and all it started)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stat = _proc_stat(int(entry.name))
-            if stat and stat[0] != "Z" and int(stat[3]) == sid:
-                members.append(int(entry.name))
-    return members
-
-
 class Standalone:
     """`airflow standalone` with AIRFLOW_HOME `home` (SQLite metadata, log, pid file and the
     generated admin password there), on the lab's connections. The demo's lives in HOME; a
@@ -104,8 +85,7 @@ class Standalone:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] == "Z" or b"standalone" not in cmdline:
+        if not alive(pid) or b"standalone" not in cmdline:
             return None
         return pid
 
@@ -131,21 +111,7 @@ class Standalone:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        members = _session_members(pid)
-        for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5)):
-            for member in members:
-                try:
-                    os.kill(member, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                members = _session_members(pid)
-                if not members:
-                    break
-                time.sleep(0.3)
-            if not members:
-                break
+        members = stop_session(pid, STOP_GRACE)
         self.pid_file.unlink(missing_ok=True)
         if members:
             raise DemoError(f"processes of the standalone session {pid} survived SIGKILL: {members}")

@@ -1,4 +1,5 @@
-# Airlift: `make demo` runs the main job, `make test` runs the tests (see README.md).
+# Airlift: `make demo` runs the main job, `make deploy` the production shape, `make test` runs the
+# tests (see README.md).
 # Every target installs what it needs first (`make install`): missing Debian/Ubuntu
 # packages (.ci/install-system-packages.sh), then the virtualenv .venv from $(PYTHON) with
 # requirements.txt, re-installed only when requirements.txt changes.
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.requirements-installed
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: install system-packages test lint demo demo-down bench
+.PHONY: install system-packages test lint demo demo-down deploy deploy-down bench
 
 install: system-packages $(STAMP)
 
@@ -35,6 +36,12 @@ demo: install
 
 demo-down:
 	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m lab.demo down; else echo "nothing to stop: no $(VENV)"; fi
+
+deploy: install
+	$(VENV)/bin/python -m lab.deploy up
+
+deploy-down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m lab.deploy down; else echo "nothing to stop: no $(VENV)"; fi
 
 bench: install
 	$(VENV)/bin/python -m bench

@@ -17,6 +17,9 @@
 #   libmariadb-dev, gcc,       building mysqlclient (MySQLdb) in the virtualenv
 #   pkg-config, pythonX.Y-dev
 #   pythonX.Y-venv             `python -m venv` on a Debian/Ubuntu Python
+#   chromium, chromium-driver  the browser journey through the Airflow UI (tests/e2e/deployment)
+#   redis-server, postgresql   `make deploy`'s private broker and metadata database where none
+#                              answers on 127.0.0.1:6379 / :5432 (lab/deploy.py)
 #   zfs-fuse                   a real ZFS for tests/test_zfs_contract.py (skipped without it);
 #                              LAB_ZFS_FUSE=0 leaves it out (on systemd hosts the package
 #                              enables zfs-fuse.service)
@@ -54,6 +57,10 @@ check() {
     [[ ${LAB_ZFS_FUSE:-1} == 0 ]] || has_cmd zfs-fuse || [[ -x /usr/sbin/zfs-fuse ]] || add zfs-fuse
     # the second test worker starts a MariaDB of its own (tests/conftest.py), whatever serves the first
     server_binaries || add mariadb-server
+    [[ -x /usr/bin/chromium ]] || add chromium
+    [[ -x /usr/bin/chromedriver ]] || add chromium-driver
+    has_cmd redis-server || add redis-server
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || add postgresql
 }
 
 check_python() {

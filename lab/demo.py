@@ -277,6 +277,12 @@ def start_run(api: Api, proc: subprocess.Popen) -> tuple[str, str, str]:
 
 def down() -> int:
     print("airflow standalone: " + ("stopped" if DEMO.stop() else "not running"))
+    stop_lab()
+    return 0
+
+
+def stop_lab() -> None:
+    """Stop the lab `make demo` and `make deploy` start (and its private MariaDB, if any)."""
     lab_dir = default_lab_dir()
     if (lab_dir / "state.json").exists():
         lab = Lab.load(lab_dir)
@@ -287,7 +293,6 @@ def down() -> int:
         print("lab: " + ("stopped" if running else "not running"))
     else:
         print("lab: not set up")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

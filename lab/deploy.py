@@ -13,8 +13,8 @@ dag-processor, triggerer and two Celery workers, on the lab's connections.
 - The users are `admin` (Admin) and `approver` (Op). The approver is the one the gates are
   assigned to.
 
-`down` stops every process `up` started and checks that none is left. `status` shows what
-runs. `secrets --env-file .env` writes the AIRLIFT_* secrets that docker compose needs.
+`down` stops every process `up` started and checks that none is left, then the lab (unless
+`make demo` runs on it). `status` shows what runs. `secrets --env-file .env` writes the AIRLIFT_* secrets that docker compose needs.
 
 The state folder is .airflow/production (DEPLOY_DIR). It holds the logs of the services and
 of every task, the pid files, secrets.json, and a private database's files. Settings come
@@ -149,9 +149,10 @@ class Deployment:
     """The production shape with its state in `home`."""
 
     def __init__(self, home: Path = HOME, port: int = 8080, workers: int = 2, redis_db: int = 0,
-                 settings: dict[str, str] | None = None):
+                 settings: dict[str, str] | None = None, extra_env: dict[str, str] | None = None):
         self.home = home
         self.settings = settings or {}  # compose variables that win over everything (tests)
+        self.extra_env = extra_env or {}  # beyond the compose file: a test's own Airflow settings
         self.port = port
         self.workers = workers
         self.redis_db = redis_db
@@ -217,6 +218,7 @@ class Deployment:
             # the FAB users' settings file (webserver_config.py) lives in the state folder
             "AIRFLOW__FAB__CONFIG_FILE": str(self.home / "webserver_config.py"),
         })
+        env.update(self.extra_env)
         return env
 
     # -- the services under it
@@ -508,8 +510,12 @@ Airlift's production shape is up: {', '.join(deployment.processes())}
   logs:      {home / 'logs'}
   stop:      make deploy-down""")
         elif args.command == "down":
+            from lab.demo import DEMO, stop_lab
+
             stopped = deployment.down()
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+            if DEMO.pid() is None:  # `make demo` runs on the same lab: it stays while the demo runs
+                stop_lab()
         elif args.command == "status":
             running = deployment.processes()
             for name in deployment.service_names():

@@ -112,6 +112,25 @@ def test_a_dump_that_lacks_a_table_fails_the_step(env):
         dump_step(env, label="short").execute(context("manual__lacking"))
 
 
+def test_a_failed_dump_is_dumped_anew_once_the_db_host_is_fixed(env):
+    """A dump that failed on the DB host (MySQL down) fails the task; cleared once the host is
+    fixed, the same run's task dumps again instead of finding the failure. A dump that verified
+    is kept."""
+    down = env.node_root("db") / "root/mysql-down"
+    node_shim(env, "db", "mysqldump", '[ -e /root/mysql-down ] && { echo "mysqldump: Got error: 2002: Can\'t '
+                                      'connect to local server" >&2; exit 2; }')
+    down.touch()
+    with pytest.raises(AirflowFailException, match="exited 2"):
+        dump_step(env, label="flaky").execute(context("manual__flaky"))
+    assert [p.name for p in backups(env).iterdir() if "-flaky-" in p.name and not p.name.endswith(".partial")] == []
+    down.unlink()
+    record = dump_step(env, label="flaky").execute(context("manual__flaky"))
+    assert record["applied"] and not record["reused"] and record["size"] > 0
+    again = dump_step(env, label="flaky").execute(context("manual__flaky"))
+    assert again["path"] == record["path"] and again["sha256"] == record["sha256"], "kept, not dumped twice"
+    assert [p.name for p in backups(env).iterdir() if "-flaky-" in p.name] == [os.path.basename(record["path"])]
+
+
 def make_dumps(lab, names_and_ages: dict[str, int]) -> None:
     """Files in the backup directory, each `age` seconds old."""
     for name, age in names_and_ages.items():

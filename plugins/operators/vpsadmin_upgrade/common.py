@@ -87,9 +87,9 @@ class MysqlDumpOperator(VpsAdminStepOperator):
 
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "settings", "keep_dumps")
     SUFFIX = {"full": ".sql.gz", "latin1": ".sql"}
-    # A dump that failed (MySQL down, disk full) is dumped anew by the retry, or by the task
-    # cleared once the operator fixed the DB host: dump.sh keeps a dump that verifies and
-    # replaces a partial one, so running it again never dumps twice.
+    # A dump that failed (MySQL down, disk full) fails the task; cleared once the operator fixed
+    # the DB host, it dumps anew instead of finding the failure again. dump.sh keeps a dump
+    # that verifies and replaces a partial one, so running it again never dumps twice.
     rerun_failed_job = True
     UNFINISHED = ["queued", "running"]  # DAG run states
 

@@ -86,9 +86,40 @@ class Browser:
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
 
-    def click(self, element) -> None:
+    def click(self, element, timeout: float = 15) -> None:
+        """Click as a user does; while something lies over the element (a toast), wait for it
+        to go."""
+        from selenium.common.exceptions import ElementClickInterceptedException
+
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-        element.click()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                element.click()
+                return
+            except ElementClickInterceptedException:
+                if time.monotonic() > deadline:
+                    raise
+                self.move_away()  # a toast stays while the pointer rests on it
+                time.sleep(0.5)
+
+    def move_away(self) -> None:
+        """The pointer to the page's top left corner."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+
+        body = self.driver.find_element(By.TAG_NAME, "body")
+        size = body.size
+        ActionChains(self.driver).move_to_element_with_offset(
+            body, -size["width"] // 2 + 5, -size["height"] // 2 + 5).perform()
+
+    def show(self, text: str) -> None:
+        """Scroll the innermost element that holds `text` into view (for the screenshot)."""
+        from selenium.webdriver.common.by import By
+
+        element = self.wait(repr(text), lambda: self.driver.find_element(
+            By.XPATH, f"//*[contains(., {text!r}) and not(*[contains(., {text!r})])]"))
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
 
     def login(self, username: str, password: str) -> None:
         from selenium.webdriver.common.by import By

@@ -212,7 +212,12 @@ def test_the_operators_journey_in_a_browser(lab, deployment):
         shown = ui.wait("the graph's sections", lambda: set(sections) <= {
             n.get_attribute("innerText").split("\n")[0] for n in ui.css(".react-flow__node")} and sections)
         assert len(shown) >= 8, shown
+        ui.driver.set_window_size(2600, 1000)  # eleven sections side by side: a wide screen
+        ui.click(ui.css(".react-flow__controls-fitview")[0])
+        time.sleep(1)  # the fit is animated
         ui.shot("03-graph")
+        ui.driver.set_window_size(1400, 1000)
+        ui.click(ui.button("Show Grid (Press g)"))  # the UI keeps the view for the next pages
 
         # the trigger form: a host with shell characters is refused before a run exists
         def runs() -> list[dict]:
@@ -224,7 +229,7 @@ def test_the_operators_journey_in_a_browser(lab, deployment):
         field = ui.css("#element_api_host", form)[0]
         field.send_keys("vpsadmin; rm -rf /")
         ui.click(ui.button("Trigger", form))
-        ui.wait_text("Invalid input for param api_host")
+        ui.show("Invalid input for param api_host")
         ui.shot("04-trigger-refused")
         assert len(runs()) == before, "no run was created"
         # ... and a good host is taken (plan mode, as the form defaults to)
@@ -248,7 +253,7 @@ def test_the_operators_journey_in_a_browser(lab, deployment):
         assert task(admin, run_id, "preflight.check_params")["state"] == "failed"
         fault.unlink()  # the operator fixed the DB host
         ui.open(f"/dags/{DAG_ID}/runs/{quoted(run_id)}/tasks/preflight.check_params")
-        ui.wait_text("reaches no server")  # the log says why
+        ui.show("reaches no server")  # the task's log says why
         ui.shot("06-failed-task")
         ui.click(ui.button("Press shift+c to clear"))
         ui.click(ui.button("Confirm", ui.dialog("Clear Task Instance")))

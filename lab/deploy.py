@@ -250,7 +250,10 @@ class Deployment:
             raise DeployError("no PostgreSQL answers on 127.0.0.1:5432 and no server is installed "
                               "(apt-get install postgresql)")
         bin_dir = binaries[-1]
+        if "postgres" in self.processes():
+            return
         if not (data / "PG_VERSION").exists():
+            # trust: the server listens on 127.0.0.1 only, and its folder is postgres's alone
             subprocess.run([bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"], check=True,
                            capture_output=True, **self._as_postgres())
         self._spawn("postgres", [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
@@ -278,8 +281,9 @@ class Deployment:
             conf = self.home / "redis.conf"
             _write_private(conf, f"bind 127.0.0.1\nport {port}\nrequirepass {self.secrets()['redis_password']}\n"
                                  f"dir {self.home}\nsave \"\"\nappendonly no\n")
-            self._spawn("redis", ["redis-server", str(conf)], dict(os.environ))
-            self._wait("the private Redis", lambda: _answers("127.0.0.1", port), 30, "redis")
+            if "redis" not in self.processes():
+                self._spawn("redis", ["redis-server", str(conf)], dict(os.environ))
+                self._wait("the private Redis", lambda: _answers("127.0.0.1", port), 30, "redis")
         else:
             state.update(redis_private=False, redis_port=SHARED_REDIS[1], redis_db=self.redis_db)
 

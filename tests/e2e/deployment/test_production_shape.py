@@ -239,8 +239,8 @@ def test_the_operators_journey_in_a_browser(lab, deployment):
         planned = wait("the triggered run", lambda: len(runs()) == before + 1 and runs()[0], 30)
         ui.shot("05-triggered")
         assert planned["conf"]["api_host"] == host("vpsadmin").address and planned["conf"]["dry_run"] is True
-        assert wait("the plan run", lambda: run_state(admin, planned["dag_run_id"]) in ("success", "failed")
-                    and run_state(admin, planned["dag_run_id"]), RUN_TIMEOUT) == "success"
+        # (the REST test saw a plan run through; this one is stopped, so the next run starts now)
+        admin.ok("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted(planned['dag_run_id'])}", {"state": "failed"})
 
         # a task that failed on a node's fault is cleared once the node is fixed, and succeeds
         fault = lab.node_root("db") / "root/mysql-down"

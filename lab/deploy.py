@@ -48,7 +48,7 @@ import yaml
 from lab import Lab
 from lab.core import postgres
 from lab.core.config import DEFAULT_SSH_PORT, PROJECT_ROOT, default_lab_dir, free_port
-from lab.core.processes import alive, session_members, stop_session
+from lab.core.processes import alive, session_members, stop_session, stop_sessions
 from lab.demo import Api
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"
@@ -405,17 +405,17 @@ class Deployment:
         """Stop every process of the deployment (the Airflow services first, the private
         database and broker last); the names of those that ran."""
         running = self.processes()
-        order = [n for n in running if n not in ("postgres", "redis")] + [n for n in ("redis", "postgres")
-                                                                         if n in running]
+        backends = [n for n in ("redis", "postgres") if n in running]
+        services = [n for n in running if n not in backends]
         left = {}
-        for name in order:
-            survivors = stop_session(running[name], STOP_GRACE)
-            if survivors:
-                left[name] = survivors
-            (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+        for names in (services, backends):  # the services together (one grace for all), then what they use
+            survivors = stop_sessions([running[n] for n in names], STOP_GRACE)
+            left.update({n: survivors[running[n]] for n in names if running[n] in survivors})
+            for name in names:
+                (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
         if left:
             raise DeployError(f"processes survived SIGKILL: {left}")
-        return order
+        return services + backends
 
     def api(self, user: str = "admin") -> Api:
         """The REST API, logged in as one of the deployment's users."""

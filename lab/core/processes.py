@@ -34,20 +34,27 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
-def stop_session(sid: int, grace: float) -> list[int]:
-    """SIGTERM every process of the session, SIGKILL what is left after `grace` seconds;
-    returns the pids that survived even that (none, normally)."""
-    members = session_members(sid)
+def stop_sessions(sids: list[int], grace: float) -> dict[int, list[int]]:
+    """SIGTERM every process of the sessions `sids` at once, SIGKILL what is left after `grace`
+    seconds; returns, per session, the pids that survived even that (none, normally). Stopped
+    together, services that each take their grace (Celery workers letting tasks end) cost one
+    grace, not one each."""
+    members = {sid: session_members(sid) for sid in sids}
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-        for member in members:
+        for member in (m for pids in members.values() for m in pids):
             try:
                 os.kill(member, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + wait
-        while members and time.monotonic() < deadline:
+        while any(members.values()) and time.monotonic() < deadline:
             time.sleep(0.3)
-            members = session_members(sid)
-        if not members:
+            members = {sid: session_members(sid) for sid in sids}
+        if not any(members.values()):
             break
-    return members
+    return {sid: pids for sid, pids in members.items() if pids}
+
+
+def stop_session(sid: int, grace: float) -> list[int]:
+    """stop_sessions for one session: the pids that survived SIGKILL."""
+    return stop_sessions([sid], grace).get(sid, [])

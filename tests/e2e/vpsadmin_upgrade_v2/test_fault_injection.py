@@ -1,6 +1,6 @@
-"""The whole upgrade under injected faults: a fault-free run sets the v2.0 world every faulty
-run must end in. Faulty runs are seeded (reproducible): a chaos thread arms, at
-random moments, one of
+"""The whole upgrade under injected faults: a fault-free run sets the v2.0 world the faulty
+run must end in. The faulty run is seeded (reproducible): a chaos thread arms, at random
+moments, one of
 - SSH cut: while a task's command runs on a node, every SSH connection to that node is cut
   (lab control socket), as a network failure would;
 - worker killed: a task's command on a node returns, then the task dies as a killed worker's
@@ -9,9 +9,11 @@ random moments, one of
   trigger has just opened, before its next statement (not the lab daemons' or rake's).
 Only faults that hit something count; the order of steps under load varies, so a seed
 reproduces the choices, not the exact victims. Retries are the DAG's own mechanism, made quicker
-(`quick_retries`). Every faulty run must succeed and end with the fault-free world's
+(`quick_retries`). The faulty run must succeed and end with the fault-free world's
 fingerprint (every table's rows but the live ones, the NAS files, the backup snapshots) and
-with every dump the run recorded on disk, intact."""
+with every dump the run recorded on disk, intact. One faulty run of FAULTS_PER_RUN faults
+(issue 8 asks for at least 20 in at most four runs): two runs of half as many each paid a
+fault-free run too, about seven minutes more of the suite for no other fault."""
 
 from __future__ import annotations
 
@@ -20,17 +22,18 @@ import random
 import threading
 from datetime import timedelta
 
-from lab.core.nodes import run_in_node
+import pytest
+
 from lab.core.topology import HOSTS
 from tests.e2e.vpsadmin_upgrade_v2 import APPROVE_ALL, DAG_ID, nas_files, real_run_conf
+from tests.e2e.vpsadmin_upgrade_v2.v2_world import BACKUP_ROOT, LIVE_TABLES, zfs
 from tests.helpers import query, run_dag, scalar
 
-FAULTS_PER_RUN = 12
-# Rows that differ between any two runs: queues, checks and locks of the moment.
-LIVE_TABLES = ("servers_status", "integrity_checks", "integrity_objects", "integrity_facts",
-               "transaction_chains", "transaction_chain_concerns", "transactions", "resource_locks",
-               "vps_status")
-BACKUP_ROOT = "backup/vpsfree.cz/backup"
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("airflow_db")]
+
+SEED = 7
+FAULTS_PER_RUN = 22
+AT_LEAST = 20  # faults that hit something (a fault armed as the run ends may find nothing)
 
 
 class WorkerKilled(BaseException):
@@ -124,8 +127,8 @@ def fingerprint(lab) -> dict:
         cells = ", ".join(f"COALESCE(`{c}`, '<null>')" for c in columns)
         tables[table] = tuple(query(lab, f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', {cells}))), 0) "
                                          f"FROM `{table}`")[0])
-    snapshots = run_in_node(lab.node_root("backup1"), f"zfs list -H -r -t snapshot -o name {BACKUP_ROOT}")
-    return {"tables": tables, "nas": nas_files(lab), "snapshots": snapshots.stdout.decode().split()}
+    snapshots = zfs(lab, "backup1", "list", "-H", "-r", "-t", "snapshot", "-o", "name", BACKUP_ROOT)
+    return {"tables": tables, "nas": nas_files(lab), "snapshots": snapshots}
 
 
 def recorded_dumps(run_id: str) -> list[dict]:
@@ -156,10 +159,8 @@ def diff(expected: dict, found: dict) -> list[str]:
     return [f"{k}: {expected.get(k)} != {found.get(k)}" for k in keys if expected.get(k) != found.get(k)]
 
 
-def survives_injected_faults(lab_world, capsys, seed: int) -> None:
-    """A fault-free run, then one with faults from `seed`: it succeeds and ends in the same
-    world. One seed per module (test_fault_injection_seed*.py), so both xdist workers take one:
-    each pays a fault-free run of its own and the suite's end waits for the longer one only."""
+def test_the_upgrade_survives_injected_faults_and_ends_in_the_same_world(lab_world, capsys):
+    """A fault-free run, then one with faults from SEED: it succeeds and ends in the same world."""
     conf = real_run_conf(members_expiration=True)
     baseline = lab_world()
     state, tis, _ = run_dag(DAG_ID, conf, answers=APPROVE_ALL, adjust=quick_retries)
@@ -167,12 +168,12 @@ def survives_injected_faults(lab_world, capsys, seed: int) -> None:
     expected = fingerprint(baseline)
 
     lab = lab_world()
-    with Chaos(lab, seed) as chaos:
+    with Chaos(lab, SEED) as chaos:
         state, tis, _ = run_dag(DAG_ID, conf, answers=APPROVE_ALL, adjust=quick_retries)
-    assert state == "success", (seed, chaos.hits, {t: s for t, s in tis.items() if s != "success"})
+    assert state == "success", (SEED, chaos.hits, {t: s for t, s in tis.items() if s != "success"})
     found = fingerprint(lab)
-    assert diff(expected["tables"], found["tables"]) == [], seed
-    assert found["nas"] == expected["nas"] and found["snapshots"] == expected["snapshots"], seed
+    assert diff(expected["tables"], found["tables"]) == [], SEED
+    assert found["nas"] == expected["nas"] and found["snapshots"] == expected["snapshots"], SEED
     dumps = recorded_dumps(latest_run_id())
     assert len(dumps) >= 4, dumps  # the pre-upgrade backup, the encoding dump, one before each migration
     for dump in dumps:
@@ -181,6 +182,6 @@ def survives_injected_faults(lab_world, capsys, seed: int) -> None:
     assert scalar(lab, "SELECT MAX(version) FROM schema_migrations") == \
         max(v for (v,) in query(lab, "SELECT version FROM schema_migrations"))
     with capsys.disabled():
-        print(f"\nfault injection, seed {seed}: {len(chaos.hits)} fault(s) injected, all survived:\n  "
+        print(f"\nfault injection, seed {SEED}: {len(chaos.hits)} fault(s) injected, all survived:\n  "
               + "\n  ".join(chaos.hits))
-    assert len(chaos.hits) >= 10
+    assert len(chaos.hits) >= AT_LEAST

@@ -175,8 +175,9 @@ class Deployment:
         from cryptography.fernet import Fernet
 
         for name in SECRET_NAMES:
+            # The JWT secret signs HS512 tokens: 64 bytes at least (RFC 7518 §3.2; PyJWT warns below)
             values.setdefault(name, Fernet.generate_key().decode() if name == "fernet_key" else
-                              secrets.token_urlsafe(32))
+                              secrets.token_urlsafe(64 if name == "jwt_secret" else 32))
         self.home.mkdir(parents=True, exist_ok=True)
         _write_private(self.secrets_file, json.dumps(values, indent=1) + "\n")
         return values

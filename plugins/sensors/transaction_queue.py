@@ -20,6 +20,12 @@ def _failures(transactions: list[dict]) -> str:
                      for t in transactions)
 
 
+# Seconds between two reads of the queue while a wait is deferred: one indexed query against
+# the transactions table, which vpsAdmind itself polls every second; the wait ends within
+# this much of the drain.
+POLL_INTERVAL = 2.0
+
+
 class TransactionQueueSensor(VpsAdminStepOperator):
     """Waits until no transaction is queued or running (`t_done = 0`, research/vpsadmin.md
     §1.3) on the nodes that are not skipped (a skipped node runs no vpsAdmind: its queue never
@@ -34,7 +40,7 @@ class TransactionQueueSensor(VpsAdminStepOperator):
     ui_color = "#eaf7ea"
     CLOCK_SKEW = 60  # seconds a node's clock (t_end) may be behind the scheduler's
 
-    def __init__(self, *, settings=None, queued_by=None, poll_interval: float = 5, timeout: float = 6 * 3600,
+    def __init__(self, *, settings=None, queued_by=None, poll_interval: float = POLL_INTERVAL, timeout: float = 6 * 3600,
                  **kwargs):
         super().__init__(**kwargs)
         self.settings, self.queued_by = settings, queued_by
@@ -88,7 +94,7 @@ class TransactionChainSensor(VpsAdminStepOperator):
     template_fields: Sequence[str] = (*RunbookStepOperator.template_fields, "fired_by")
     ui_color = "#eaf7ea"
 
-    def __init__(self, *, fired_by, poll_interval: float = 5, timeout: float = 6 * 3600, **kwargs):
+    def __init__(self, *, fired_by, poll_interval: float = POLL_INTERVAL, timeout: float = 6 * 3600, **kwargs):
         super().__init__(**kwargs)
         self.fired_by, self.poll_interval, self.timeout = fired_by, poll_interval, timeout
 
@@ -129,7 +135,7 @@ class OpenChainsSensor(VpsAdminStepOperator):
 
     ui_color = "#eaf7ea"
 
-    def __init__(self, *, poll_interval: float = 5, timeout: float = 6 * 3600, **kwargs):
+    def __init__(self, *, poll_interval: float = POLL_INTERVAL, timeout: float = 6 * 3600, **kwargs):
         super().__init__(**kwargs)
         self.poll_interval, self.timeout = poll_interval, timeout
 

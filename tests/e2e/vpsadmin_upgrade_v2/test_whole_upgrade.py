@@ -1,6 +1,7 @@
 """The whole vpsadmin_upgrade_v2 DAG on a fresh lab world: a v1.22 cluster becomes a working
 v2.0 cluster (real MariaDB, real SSH, the lab's simulators and daemons, dag.test()), a second
-run changes nothing; a failed migration is restored to the pre-upgrade database."""
+run changes nothing; a failed migration is restored to the pre-upgrade database; a run under
+injected faults ends in the same world as the fault-free one (fault_injection.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ from tests.e2e.vpsadmin_upgrade_v2 import (
     GATE,
     MOVE_GATE,
     real_run_conf,
+)
+from tests.e2e.vpsadmin_upgrade_v2.fault_injection import (
+    AT_LEAST,
+    SEED,
+    Chaos,
+    assert_recorded_dumps_intact,
+    diff,
+    fingerprint,
+    quick_retries,
 )
 from tests.e2e.vpsadmin_upgrade_v2.integrity import task_result
 from tests.e2e.vpsadmin_upgrade_v2.v2_world import assert_v2_world, live_changes_left_out, world_before
@@ -42,7 +52,14 @@ SECRET_HOLDERS = {"db/root/.my.cnf", "vpsadmin/opt/vpsadminapi/config/database.y
                                                    for suffix in ("", ".v1.22"))}
 
 
-def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd, monkeypatch):
+@pytest.fixture(scope="module")
+def fault_free() -> dict:
+    """The fingerprint of this module's fault-free whole upgrade, which the run under injected
+    faults must end in: the suite pays for one fault-free run, not two."""
+    return {}
+
+
+def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd, monkeypatch, fault_free):
     lab = lab_world()
     before = world_before(lab)
     register_dags()
@@ -71,6 +88,8 @@ def test_whole_upgrade_then_rerun_changes_nothing(lab_world, capfd, monkeypatch)
     # a script with bash's `${#array[@]}` is shown (Rendered Template) exactly as it ran
     moves = rendered_fields(DAG_ID, "nas.move_data", map_index=0)["script"]
     assert "${#entries[@]}" in moves and "{% raw %}" not in moves
+
+    fault_free["fingerprint"] = fingerprint(lab)
 
     before = world_state(lab)
     chains = scalar(lab, "SELECT COUNT(*) FROM transaction_chains "
@@ -139,3 +158,28 @@ def test_failed_migration_restores_the_dump_taken_right_before_it(lab_world, cap
     assert scalar(lab, "SELECT COUNT(*) FROM transactions WHERE t_done = 0") == 0, "nothing requeued"
     assert scalar(lab, "SELECT COUNT(*) FROM vps LEFT JOIN servers ON vps_server = server_id "
                        "WHERE server_id IS NULL") == 0, "the database section's work stays done"
+
+
+def test_the_upgrade_survives_injected_faults_and_ends_in_the_same_world(lab_world, fault_free, capsys):
+    """The whole upgrade under faults injected from SEED: it succeeds after retries and ends in
+    the fault-free run's world, every dump it recorded intact."""
+    conf = real_run_conf(members_expiration=True)
+    if "fingerprint" not in fault_free:  # run on its own: a fault-free run of its own first
+        baseline = lab_world()
+        state, tis, _ = run_dag(DAG_ID, conf, answers=APPROVE_ALL)
+        assert state == "success", {t: s for t, s in tis.items() if s != "success"}
+        fault_free["fingerprint"] = fingerprint(baseline)
+    expected = fault_free["fingerprint"]
+
+    lab = lab_world()
+    with Chaos(lab, SEED) as chaos:
+        state, tis, _ = run_dag(DAG_ID, conf, answers=APPROVE_ALL, adjust=quick_retries)
+    assert state == "success", (SEED, chaos.hits, {t: s for t, s in tis.items() if s != "success"})
+    found = fingerprint(lab)
+    assert diff(expected["tables"], found["tables"]) == []
+    assert found["nas"] == expected["nas"] and found["snapshots"] == expected["snapshots"]
+    assert_recorded_dumps_intact(lab)
+    with capsys.disabled():
+        print(f"\nfault injection, seed {SEED}: {len(chaos.hits)} fault(s) injected, all survived:\n  "
+              + "\n  ".join(chaos.hits))
+    assert len(chaos.hits) >= AT_LEAST

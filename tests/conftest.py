@@ -59,6 +59,31 @@ def pytest_configure(config):
         os.environ["LAB_MYSQL_URL"] = f"mysql://root@127.0.0.1:{port}"
 
 
+# `make test` hands modules to its two workers in collection order (`--no-loadscope-reorder`;
+# xdist's default puts the modules with most tests first, which left these, minutes each with
+# one or two tests, to the end, and one worker idle while the other ran them). So the longest
+# go first (longest first, as measured in CI), then the other end-to-end modules, the lab's,
+# the unit tests.
+LONGEST_FIRST = (
+    "tests/e2e/deployment/test_production_shape.py",
+    "tests/e2e/vpsadmin_upgrade_v2/test_whole_upgrade.py",
+    "tests/e2e/openvz_fleet_migration/test_fleet.py",
+    "tests/e2e/vpsadmin_upgrade_v2/test_v1_22_sections.py",
+    "tests/e2e/test_standalone_scheduler.py",
+    "tests/e2e/openvz_fleet_migration/test_killed_worker.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        if module in LONGEST_FIRST:
+            return 0, LONGEST_FIRST.index(module)
+        return next(i for i, tier in enumerate(("tests/e2e/", "tests/lab/", ""), 1) if module.startswith(tier)), 0
+
+    items.sort(key=rank)  # stable: a module's own order (and its parameters' grouping) is kept
+
+
 def pytest_unconfigure(config):
     if _PRIVATE_MYSQL in config.stash:
         from lab.core import mysql

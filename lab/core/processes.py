@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -52,7 +53,17 @@ def stop_sessions(sids: list[int], grace: float) -> dict[int, list[int]]:
             members = {sid: session_members(sid) for sid in sids}
         if not any(members.values()):
             break
+        if sig == signal.SIGTERM:  # say what a clean stop did not end
+            print(f"still running {grace:.0f} s after SIGTERM, killed: "
+                  + "; ".join(f"{pid} {_command(pid)}" for pids in members.values() for pid in pids), file=sys.stderr)
     return {sid: pids for sid, pids in members.items() if pids}
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120].strip()
+    except OSError:
+        return "?"
 
 
 def stop_session(sid: int, grace: float) -> list[int]:

@@ -274,7 +274,13 @@ def test_the_operators_journey_in_a_browser(lab, deployment):
         ui.show("reaches no server")  # the task's log says why
         ui.shot("06-failed-task")
         ui.click(ui.button("Press shift+c to clear"))
-        ui.click(ui.button("Confirm", ui.dialog("Clear Task Instance")))
+        # Confirm stays disabled until the dialog's preview (a dry run) lists the tasks it resets;
+        # a click before that does nothing (seen in CI: the preview's request, then no clear)
+        confirm = ui.button("Confirm", ui.dialog("Clear Task Instance"))
+        ui.wait("Confirm enabled", lambda: confirm.is_enabled() and confirm.get_attribute("data-loading") is None)
+        ui.click(confirm)
+        ui.wait("the clear dialog to close", lambda: not any(
+            "Clear Task Instance" in d.get_attribute("innerText") for d in ui.css("[role=dialog]")))
         wait("the cleared task to succeed", lambda: task(admin, run_id, "preflight.check_params")["state"] ==
              "success", 300)
 
